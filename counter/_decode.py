@@ -1,0 +1,402 @@
+"""Bytes, text or a mapping in; a typed `generated.InputTokenCountRequest` out, or OpenAI's 400.
+
+The fast path is one msgspec pass straight into the generated types. Real clients omit `type` on
+messages (`{"role": "user", "content": "hi"}`) and on item references (`{"id": "msg_1"}`), and
+msgspec has no default tag; only when that happens is the body parsed to plain objects, the missing
+tags supplied, and the objects converted to the same types (msgspec.convert reuses the parsed
+strings, so this costs about one extra pass over the structure, not over the text).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+import generated
+from counter._errors import InvalidRequestError
+
+__all__ = ["decode_request"]
+
+Request = generated.InputTokenCountRequest
+
+_request_decoder = msgspec.json.Decoder(Request)
+_any_decoder = msgspec.json.Decoder()
+
+_MISSING_TAG = "Object missing required field `type`"
+_DEFAULT_TAGS = ("message", "item_reference")
+
+
+def decode_request(body: bytes | bytearray | memoryview | str | Mapping[str, Any] | Request) -> Request:
+    """Decode and validate a request body as OpenAI would.
+
+    Accepts the raw JSON (bytes or str), an already parsed mapping, or a decoded request (returned
+    as is). Raises `InvalidRequestError` with OpenAI's `message`, `param` and `code` when OpenAI
+    would reject the body.
+    """
+    if isinstance(body, Request):
+        return body
+    if isinstance(body, bytes | bytearray | memoryview | str):
+        request = _decode_json(body)
+    elif isinstance(body, Mapping):
+        request = _convert(body)
+    else:
+        raise TypeError(
+            f"decode_request() takes the body as bytes, str or a Mapping, got {type(body).__name__}; "
+            "pass json.dumps(body) or a dict instead"
+        )
+    _check_role_rules(request)
+    _check_presence_rules(request)
+    return request
+
+
+# ------------------------------------------------------------------ paths
+
+
+def _decode_json(body: bytes | bytearray | memoryview | str) -> Request:
+    try:
+        return _request_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        error = exc
+    except msgspec.DecodeError:
+        raise _malformed() from None
+    # msgspec validates while it parses, so a body can fail validation before the parser reaches its
+    # syntax error; OpenAI parses first, so a malformed body must win over a schema error. The parse
+    # also serves the untagged path and the error messages.
+    try:
+        raw = _any_decoder.decode(body)
+    except msgspec.DecodeError:
+        raise _malformed() from None
+    if _MISSING_TAG in str(error) and _supply_tags(raw, copy=False):
+        # Converting the parsed objects reuses their strings: cheaper than a second parse.
+        return _convert(raw)
+    raise _translate(error, raw) from None
+
+
+def _convert(body: Any) -> Request:
+    try:
+        return msgspec.convert(body, Request)
+    except msgspec.ValidationError as exc:
+        error = exc
+    if _MISSING_TAG in str(error) and (patched := _supply_tags(body, copy=True)) is not None:
+        try:
+            return msgspec.convert(patched, Request)
+        except msgspec.ValidationError as exc:
+            error = exc
+    raise _translate(error, body) from None
+
+
+def _supply_tags(body: Any, *, copy: bool) -> Any:
+    """Give each input item without `type` the tag OpenAI assumes for it; None if none lacks one.
+
+    An item with a role or content is a message; any other is an item reference (`{"id": "msg_1"}`).
+    With `copy`, the caller's objects are left as they were.
+    """
+    items = body.get("input") if isinstance(body, Mapping) else None
+    if not isinstance(items, list):
+        return None
+    patched = list(items) if copy else items
+    changed = False
+    for index, item in enumerate(items):
+        if isinstance(item, Mapping) and "type" not in item:
+            tag = _DEFAULT_TAGS[0] if "role" in item or "content" in item else _DEFAULT_TAGS[1]
+            if copy or not isinstance(item, dict):
+                patched[index] = {**item, "type": tag}
+            else:
+                item["type"] = tag
+            changed = True
+    if not changed:
+        return None
+    return {**body, "input": patched} if copy else body
+
+
+def _struct_tags() -> dict[type[msgspec.Struct], str]:
+    """Every tagged generated class and its `type` tag."""
+    classes = (getattr(generated, name) for name in generated.__all__)
+    return {
+        cls: str(cls.__struct_config__.tag)
+        for cls in classes
+        if isinstance(cls, type) and issubclass(cls, msgspec.Struct) and cls.__struct_config__.tag is not None
+    }
+
+
+_TAG_OF: dict[type, str] = dict(_struct_tags())
+
+
+def _role_rules() -> dict[type, dict[str, frozenset[type]]]:
+    """generated.ROLE_CONTENT_TAGS keyed by classes, so the check is a dict lookup per part."""
+    by_tag = {tag: cls for cls, tag in _TAG_OF.items()}
+    return {
+        getattr(generated, name): {role: frozenset(by_tag[t] for t in tags) for role, tags in per_role.items()}
+        for name, per_role in generated.ROLE_CONTENT_TAGS.items()
+    }
+
+
+_ROLE_RULES = _role_rules()
+
+
+def _tag(part: object) -> str:
+    return _TAG_OF.get(type(part), type(part).__name__)
+
+
+def _check_role_rules(request: Request) -> None:
+    """The role rules the schema states with if/then, which msgspec types cannot carry."""
+    if not isinstance(request.input, list):
+        return
+    for index, item in enumerate(request.input):
+        rules = _ROLE_RULES.get(type(item))
+        if rules is None:
+            continue
+        content = getattr(item, "content", None)
+        if not isinstance(content, list):
+            continue
+        allowed = rules.get(getattr(item, "role", "")) or rules["*"]
+        for part_index, part in enumerate(content):
+            if type(part) not in allowed:
+                tags = sorted(_TAG_OF[cls] for cls in allowed)
+                raise InvalidRequestError(
+                    f"Invalid value: {_quote(_tag(part))}. Supported values are: {_join(tags)}.",
+                    param=f"input[{index}].content[{part_index}]",
+                    code="invalid_value",
+                )
+
+
+_PRESENCE_CLASSES = frozenset(
+    getattr(generated, name) for name in (*generated.FORBID_TOGETHER, *generated.REQUIRE_ANY_OF)
+)
+
+
+def _check_presence_rules(request: Request) -> None:
+    """Object-level presence rules of the schema (`anyOf` of `required`, `not` `required`)."""
+    _check_presence(request, "")
+    if isinstance(request.tools, list):
+        for index, tool in enumerate(request.tools):
+            if type(tool) in _PRESENCE_CLASSES:
+                _check_presence(tool, f"tools[{index}].")
+
+
+def _check_presence(obj: msgspec.Struct, prefix: str) -> None:
+    name = type(obj).__name__
+    together = generated.FORBID_TOGETHER.get(name)
+    if together and all(getattr(obj, f) is not msgspec.UNSET for f in together):
+        names = [prefix + f for f in together]
+        raise InvalidRequestError(
+            f"Mutually exclusive parameters: {_join(names)}. Ensure you are only providing one of: "
+            + " or ".join(_quote(n) for n in names)
+            + ".",
+            param=names[0],
+            code="mutually_exclusive_parameters",
+        )
+    alternatives = generated.REQUIRE_ANY_OF.get(name)
+    if alternatives and not any(all(getattr(obj, f) is not msgspec.UNSET for f in alt) for alt in alternatives):
+        first = prefix + alternatives[0][0]
+        options = " or ".join(_quote(prefix + ".".join(alt)) for alt in alternatives)
+        raise InvalidRequestError(
+            f"Missing required parameter: {_quote(first)}. Provide one of {options}.",
+            param=first,
+            code="missing_required_parameter",
+        )
+
+
+def _malformed() -> InvalidRequestError:
+    # OpenAI's own wording and shape for a body that is not JSON (param and code are null).
+    return InvalidRequestError(
+        "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
+        "HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)"
+    )
+
+
+# ------------------------------------------------------------------ msgspec error -> OpenAI error
+
+_AT = r"(?: - at `\$(?P<path>[^`]*)`)?$"
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^Object contains unknown field `(?P<field>[^`]*)`" + _AT), "unknown_parameter"),
+    (re.compile(r"^Object missing required field `(?P<field>[^`]*)`" + _AT), "missing_required_parameter"),
+    (re.compile(r"^Expected `str` of length <= (?P<limit>\d+)" + _AT), "string_above_max_length"),
+    (re.compile(r"^Expected `array` of length <= (?P<limit>\d+)" + _AT), "array_above_max_length"),
+    (re.compile(r"^Expected `(?P<expected>[^`]*)`, got `(?P<got>[^`]*)`" + _AT), "invalid_type"),
+    (re.compile(r"^Invalid (?:enum )?value (?P<value>.*?)" + _AT), "invalid_value"),
+    (re.compile(r"^(?P<detail>.*?)" + _AT), "invalid_value"),
+]
+
+_TYPE_NAMES = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "a boolean",
+    "null": "null",
+    "object": "an object",
+    "array": "an array",
+}
+
+
+def _param(path: str, prefix: str = "") -> str:
+    path = path.replace("[...]", "").lstrip(".")
+    if prefix:
+        return f"{prefix}{'.' if path and not path.startswith('[') else ''}{path}"
+    return path
+
+
+def _translate(exc: msgspec.ValidationError, raw: Any, prefix: str = "") -> InvalidRequestError:
+    text = str(exc)
+    for pattern, code in _PATTERNS:
+        match = pattern.match(text)
+        if match is None:
+            continue
+        groups = match.groupdict()
+        param = _param(groups.get("path") or "", prefix)
+        if code in ("unknown_parameter", "missing_required_parameter"):
+            full = f"{param}.{groups['field']}" if param else groups["field"]
+            verb = "Unknown parameter" if code == "unknown_parameter" else "Missing required parameter"
+            return InvalidRequestError(f"{verb}: {_quote(full)}.", param=full, code=code)
+        if code == "string_above_max_length":
+            value = _value_at(raw, _tokens(param))
+            return InvalidRequestError(
+                f"Invalid {_quote(param)}: string too long. Expected a string with maximum length "
+                f"{groups['limit']}, but got a string with length {len(value) if isinstance(value, str) else '?'} "
+                "instead.",
+                param=param,
+                code=code,
+            )
+        if code == "array_above_max_length":
+            value = _value_at(raw, _tokens(param))
+            return InvalidRequestError(
+                f"Invalid {_quote(param)}: array too long. Expected an array with maximum length "
+                f"{groups['limit']}, but got an array with length {len(value) if isinstance(value, list) else '?'} "
+                "instead.",
+                param=param,
+                code=code,
+            )
+        if code == "invalid_type":
+            expected = " or ".join(_TYPE_NAMES.get(t.strip(), t.strip()) for t in groups["expected"].split("|"))
+            got = _TYPE_NAMES.get(groups["got"], groups["got"])
+            return InvalidRequestError(
+                f"Invalid type for {_quote(param)}: expected {expected}, but got {got} instead.",
+                param=param,
+                code="invalid_type",
+            )
+        value = _value_at(raw, _tokens(param))
+        supported = _supported_values(raw, _tokens(param))
+        if "value" in groups and supported:
+            return InvalidRequestError(
+                f"Invalid value: {_quote(value)}. Supported values are: {_join(supported)}.",
+                param=param,
+                code="invalid_value",
+            )
+        detail = groups.get("detail") or f"invalid value {_quote(value)}"
+        return InvalidRequestError(f"Invalid {_quote(param)}: {detail}.", param=param, code="invalid_value")
+    raise AssertionError(f"unreachable: {text}")  # the last pattern matches any text
+
+
+def _quote(value: Any) -> str:
+    return f"'{value}'"
+
+
+def _join(values: list[str]) -> str:
+    quoted = [_quote(v) for v in values]
+    if len(quoted) <= 2:
+        return " and ".join(quoted)
+    return ", ".join(quoted[:-1]) + f", and {quoted[-1]}"
+
+
+_TOKEN_RE = re.compile(r"\[(\d+)\]|\.?([^.\[\]]+)")
+
+
+def _tokens(param: str) -> list[str | int]:
+    return [int(i) if i else name for i, name in _TOKEN_RE.findall(param)]
+
+
+def _value_at(raw: Any, tokens: list[str | int]) -> Any:
+    for token in tokens:
+        if not _has(raw, token):
+            return None
+        raw = raw[token]
+    return raw
+
+
+# ------------------------------------------------------------------ the schema, walked with the body
+
+_SCHEMA = generated.REQUEST_SCHEMA
+_DEFS: dict[str, Any] = _SCHEMA.get("$defs", {})
+
+
+def _resolve(node: Any) -> Any:
+    while isinstance(node, dict) and "$ref" in node:
+        node = _DEFS[node["$ref"].removeprefix("#/$defs/")]
+    return node
+
+
+def _branches(node: Any) -> list[Any]:
+    node = _resolve(node)
+    if not isinstance(node, dict):
+        return []
+    members = node.get("oneOf") or node.get("anyOf")
+    if members is None:
+        return [node]
+    return [leaf for member in members for leaf in _branches(member)]
+
+
+_JSON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "object": Mapping,
+    "array": list,
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+}
+
+
+def _fits(branch: dict[str, Any], value: Any) -> bool:
+    """Whether `value` could be meant for `branch`: by its `type` tag, else by its JSON type."""
+    tag = branch.get("properties", {}).get("type", {})
+    if isinstance(value, Mapping) and "type" in value and ("const" in tag or "enum" in tag):
+        return value["type"] == tag.get("const") or value["type"] in tag.get("enum", ())
+    kinds = branch.get("type")
+    if kinds is None:
+        return True
+    return any(isinstance(value, _JSON_TYPES.get(k, ())) for k in ([kinds] if isinstance(kinds, str) else kinds))
+
+
+def _supported_values(raw: Any, tokens: list[str | int]) -> list[str]:
+    """The values the schema allows at `tokens`, following the body through unions."""
+    candidates = _branches(_SCHEMA)
+    value = raw
+    for position, token in enumerate(tokens):
+        fitting = [b for b in candidates if _fits(b, value)] or candidates
+        if token == "type" and position == len(tokens) - 1 and len(candidates) > 1:
+            # A tag no variant knows: the supported values are the union's tags.
+            return _tags(candidates)
+        nxt: list[Any] = []
+        for branch in fitting:
+            if isinstance(token, int):
+                nxt.extend(_branches(branch.get("items", {})))
+            else:
+                nxt.extend(_branches(branch.get("properties", {}).get(token, {})))
+        candidates = nxt
+        value = value[token] if _has(value, token) else None
+    return _tags(candidates) if candidates and all("properties" in c for c in candidates) else _enum(candidates)
+
+
+def _has(value: Any, token: str | int) -> bool:
+    if isinstance(token, int):
+        return isinstance(value, list) and token < len(value)
+    return isinstance(value, Mapping) and token in value
+
+
+def _tags(branches: list[Any]) -> list[str]:
+    out: list[str] = []
+    for branch in branches:
+        tag = branch.get("properties", {}).get("type", {})
+        out.extend([tag["const"]] if "const" in tag else tag.get("enum", []))
+    return out
+
+
+def _enum(branches: list[Any]) -> list[str]:
+    out: list[str] = []
+    for branch in branches:
+        if "const" in branch:
+            out.append(branch["const"])
+        out.extend(v for v in branch.get("enum", []) if v not in out)
+    return [str(v) for v in out]

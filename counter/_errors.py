@@ -1,0 +1,35 @@
+"""The package's errors: one base class, and the 400 error OpenAI returns for a bad body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["InputTokensError", "InvalidRequestError"]
+
+
+class InputTokensError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InvalidRequestError(InputTokensError, ValueError):
+    """The body would be rejected by OpenAI with a 400 `invalid_request_error`.
+
+    `message`, `param` and `code` follow OpenAI's error envelope, so a server can return
+    `err.to_dict()` unchanged. `param` uses OpenAI's path syntax: `input[3].content[0].text`.
+    """
+
+    type = "invalid_request_error"
+    status = 400
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+    def to_dict(self) -> dict[str, Any]:
+        """OpenAI's error envelope: `{"error": {"message", "type", "param", "code"}}`."""
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, param={self.param!r}, code={self.code!r})"

@@ -1,0 +1,23 @@
+# DO NOT EDIT: generated from schema/request.schema.json by codegen/generate.py.
+# Regenerate with: nox -s codegen   (check for drift: nox -s codegen -- --check)
+"""Rules the msgspec types cannot carry, read from the schema's `allOf` if/then/else."""
+
+from typing import Final
+
+# {def name: {message role, or "*" for any other role: allowed content part `type`s}}
+ROLE_CONTENT_TAGS: Final[dict[str, dict[str, frozenset[str]]]] = {
+    "Message": {
+        "*": frozenset({"input_file", "input_image", "input_text"}),
+        "assistant": frozenset({"output_text", "refusal"}),
+    },
+}
+
+# {def name: alternatives, each a set of fields that must all be present; one must hold}
+REQUIRE_ANY_OF: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
+    "McpTool": (("server_url",), ("connector_id",),),
+}
+
+# {def name: fields that must not all be present together}
+FORBID_TOGETHER: Final[dict[str, tuple[str, ...]]] = {
+    "InputTokenCountRequest": ("conversation", "previous_response_id",),
+}

@@ -1,0 +1,69 @@
+"""Developer tasks. `nox` runs the whole check; `nox -s demo` counts the sample request."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["codegen_check", "lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+HAND_WRITTEN = ["counter", "codegen", "tests", "noxfile.py"]
+
+
+def _install(session: nox.Session, *groups: str, project: bool = True) -> None:
+    """Install the named dependency groups of pyproject.toml, and the project itself (editable)."""
+    session.install("--upgrade", "pip>=25.1")  # pip learned dependency groups in 25.1
+    group_args = [arg for group in groups for arg in ("--group", group)]
+    session.install(*group_args, *(["-e", "."] if project else []))
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Count the tokens of the sample request in examples/."""
+    _install(session)
+    session.run("input-tokens", "count", "examples/request.json")
+    session.run("input-tokens", "count", "--breakdown", "examples/request.json")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite."""
+    _install(session, "test", "codegen")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Lint and format-check the hand-written code with ruff."""
+    _install(session, "lint", project=False)
+    session.run("ruff", "check", *HAND_WRITTEN)
+    session.run("ruff", "format", "--check", *HAND_WRITTEN)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Type-check counter/, generated/, codegen/ and this file with mypy --strict."""
+    _install(session, "typecheck")
+    session.run("mypy", "--strict", "counter", "generated", "codegen", "noxfile.py")
+
+
+@nox.session
+def codegen(session: nox.Session) -> None:
+    """Write generated/ from schema/ (`-- --check` fails with a diff when generated/ is stale)."""
+    _install(session, "codegen", project=False)
+    session.run("python", "codegen/generate.py", *session.posargs)
+
+
+@nox.session
+def codegen_check(session: nox.Session) -> None:
+    """Fail when generated/ differs from what schema/ produces."""
+    _install(session, "codegen", project=False)
+    session.run("python", "codegen/generate.py", "--check")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks: decode and count speed, side by side with the alternatives."""
+    _install(session, "bench")
+    session.run("python", "tests/bench.py", *session.posargs)
