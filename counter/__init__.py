@@ -1,9 +1,31 @@
 """Count the input tokens of an OpenAI Responses request offline, as `POST /v1/responses/input_tokens` would.
 
+    >>> import counter
+    >>> counter.count_input_tokens({"model": "gpt-4o", "input": "Hello, how are you?"})
+    13
+
+`count()` returns a `Count` with the total, whether it is an estimate, the model and a breakdown.
 The public API is the names in `__all__`; every other module is private.
 """
 
+from counter._count import Count, Part, count, count_input_tokens, get_default_model, set_default_model
 from counter._decode import decode_request
-from counter._errors import InputTokensError, InvalidRequestError
+from counter._errors import InputTokensError, InvalidRequestError, UnresolvedError
+from counter._models import register_alias, unregister_alias
+from counter._resolve import Resolver
 
-__all__ = ["InputTokensError", "InvalidRequestError", "decode_request"]
+__all__ = [
+    "Count",
+    "InputTokensError",
+    "InvalidRequestError",
+    "Part",
+    "Resolver",
+    "UnresolvedError",
+    "count",
+    "count_input_tokens",
+    "decode_request",
+    "get_default_model",
+    "register_alias",
+    "set_default_model",
+    "unregister_alias",
+]

@@ -38,15 +38,20 @@ def decode_request(body: bytes | bytearray | memoryview | str | Mapping[str, Any
     """
     if isinstance(body, Request):
         return body
-    if isinstance(body, bytes | bytearray | memoryview | str):
-        request = _decode_json(body)
-    elif isinstance(body, Mapping):
-        request = _convert(body)
-    else:
+    if not isinstance(body, bytes | bytearray | memoryview | str | Mapping):
         raise TypeError(
             f"decode_request() takes the body as bytes, str or a Mapping, got {type(body).__name__}; "
             "pass json.dumps(body) or a dict instead"
         )
+    try:
+        request = _convert(body) if isinstance(body, Mapping) else _decode_json(body)
+    except RecursionError:
+        # msgspec gives up past the interpreter's recursion limit (about 1000 levels): no real
+        # request nests that deep, and the limit keeps a hostile body from exhausting the stack.
+        raise InvalidRequestError(
+            "The JSON body of your request is nested too deeply (more than about 1000 levels).",
+            code="nesting_too_deep",
+        ) from None
     _check_role_rules(request)
     _check_presence_rules(request)
     return request
@@ -84,7 +89,9 @@ def _convert(body: Any) -> Request:
         try:
             return msgspec.convert(patched, Request)
         except msgspec.ValidationError as exc:
-            error = exc
+            # Translate against the tagged copy, as the JSON path does: the supported values are
+            # looked up by each item's `type`, and an untagged item would fit every item kind.
+            raise _translate(exc, patched) from None
     raise _translate(error, body) from None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["InputTokensError", "InvalidRequestError"]
+__all__ = ["InputTokensError", "InvalidRequestError", "UnresolvedError"]
 
 
 class InputTokensError(Exception):
@@ -33,3 +33,29 @@ class InvalidRequestError(InputTokensError, ValueError):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, param={self.param!r}, code={self.code!r})"
+
+
+class UnresolvedError(InputTokensError, LookupError):
+    """The count needs something that lives on OpenAI's servers or the network.
+
+    Raised for `previous_response_id`, `conversation`, `item_reference`, a `file_id`, a remote
+    image or file URL, or an ongoing turn's reasoning item passed by id only, when no resolver
+    answered for it. Pass a `counter.Resolver` that can answer, or `estimate=True` to count the
+    rest and get a result marked as an estimate. `param` names the field in OpenAI's path syntax
+    (`input[2].content[0].image_url`); `code` is always `"unresolved_reference"`.
+    """
+
+    type = "invalid_request_error"
+    code = "unresolved_reference"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    def to_dict(self) -> dict[str, Any]:
+        """The same envelope as `InvalidRequestError.to_dict()`."""
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, param={self.param!r})"

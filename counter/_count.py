@@ -1,0 +1,174 @@
+"""The counting core: body in, `Count` out.
+
+decode (counter._decode) -> render for the model's family (counter._render) -> count the pieces with
+the family's encoding (counter._encoding), section by section, so that the breakdown and the total
+come from the same pieces.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import generated
+from counter._decode import decode_request
+from counter._encoding import TokenizerError, count_text
+from counter._errors import InvalidRequestError
+from counter._models import ModelInfo, UnknownModelError, known_models, lookup_model
+from counter._pieces import count_pieces, is_estimated, render_text
+from counter._render import render
+from counter._resolve import Resolver
+
+__all__ = [
+    "DEFAULT_MODEL_ENV",
+    "Body",
+    "Count",
+    "Part",
+    "count",
+    "count_input_tokens",
+    "get_default_model",
+    "set_default_model",
+]
+
+Body = bytes | bytearray | memoryview | str | Mapping[str, Any] | generated.InputTokenCountRequest
+
+DEFAULT_MODEL_ENV: Final = "INPUT_TOKENS_DEFAULT_MODEL"
+_FALLBACK_MODEL: Final = "gpt-4o"
+
+_default_lock = threading.Lock()
+_default_model: str = os.environ.get(DEFAULT_MODEL_ENV) or _FALLBACK_MODEL
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One labelled section of the prompt and its cost.
+
+    `label` starts with the request field it comes from (`instructions`, `tools`, `tool_choice`,
+    `text.format`, `input[3] function_call`, `priming`); `text` is a readable rendering in which
+    special tokens print as `<|special|>` and fixed costs as `<+n:why>` (`<+n~:why>` if estimated).
+    """
+
+    label: str
+    tokens: int
+    estimated: bool
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """The input tokens of one request, with the model it was counted for and where they go.
+
+    `estimated` is true when any part is an estimate (hosted tools, stored call ids, reasoning
+    items, unresolved state under `estimate=True`, ...); `sum(p.tokens for p in breakdown)` is
+    always `input_tokens`.
+    """
+
+    input_tokens: int
+    estimated: bool
+    model: str
+    breakdown: tuple[Part, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """OpenAI's response body: `{"object": "response.input_tokens", "input_tokens": N}`."""
+        return {"object": "response.input_tokens", "input_tokens": self.input_tokens}
+
+
+def _model_info(name: str) -> ModelInfo:
+    try:
+        return lookup_model(name)
+    except UnknownModelError:
+        raise InvalidRequestError(
+            f"The model '{name}' is not known to this counter. Known models are {', '.join(known_models())}, "
+            "with their dated snapshots and fine-tuned (ft:...) names. To count a deployment or a new name "
+            f"like a known model, alias it first: counter.register_alias({name!r}, 'gpt-4o').",
+            param="model",
+            code="invalid_value",
+        ) from None
+
+
+def set_default_model(name: str) -> None:
+    """Use `name` for bodies that carry no `model` (and no `model=` argument); it must resolve.
+
+    The initial default is the environment variable `INPUT_TOKENS_DEFAULT_MODEL`, else "gpt-4o".
+    """
+    _model_info(name)
+    global _default_model
+    with _default_lock:
+        _default_model = name
+
+
+def get_default_model() -> str:
+    """The model used for bodies without `model` (see `set_default_model`)."""
+    return _default_model
+
+
+def _count(body: Body, model: str | None, resolver: Resolver | None, estimate: bool, *, text: bool) -> Count:
+    request = decode_request(body)
+    if model is not None:
+        name = model
+    elif isinstance(request.model, str):
+        name = request.model
+    else:
+        name = _default_model
+    info = _model_info(name)
+    encoding = info.encoding
+
+    def tokens(s: str) -> int:
+        return count_text(encoding, s)
+
+    parts: list[Part] = []
+    for label, pieces in render(request, info, resolver=resolver, estimate=estimate):
+        try:
+            n = count_pieces(pieces, tokens)
+        except TokenizerError as exc:
+            param = label.split(" ", 1)[0] if label != "priming" else None
+            raise InvalidRequestError(
+                f"The text of '{param}' could not be tokenized: {exc}", param=param, code="invalid_value"
+            ) from None
+        parts.append(Part(label, n, is_estimated(pieces), render_text(pieces) if text else ""))
+    return Count(
+        input_tokens=sum(p.tokens for p in parts),
+        estimated=any(p.estimated for p in parts),
+        model=name,
+        breakdown=tuple(parts),
+    )
+
+
+def count(
+    body: Body,
+    *,
+    model: str | None = None,
+    resolver: Resolver | None = None,
+    estimate: bool = False,
+) -> Count:
+    """Count the input tokens of a Responses-API request body, as `POST /v1/responses/input_tokens` would.
+
+    `body` is the JSON (bytes or str), a parsed mapping, or a request from `decode_request`; it is
+    validated like OpenAI validates it (`InvalidRequestError` otherwise).
+
+    The model is `model` if given, else the body's `model`, else the default model: the environment
+    variable `INPUT_TOKENS_DEFAULT_MODEL` at import, else "gpt-4o", changeable with
+    `counter.set_default_model`. An unknown name raises `InvalidRequestError` (`param="model"`); make
+    one known with `counter.register_alias("my-model", "gpt-4o")`.
+
+    State that lives on OpenAI's servers or the network (`previous_response_id`, `conversation`,
+    `item_reference`, `file_id`, remote image or file URLs, an ongoing turn's reasoning passed by id)
+    is asked of `resolver`. Unanswered, it raises `UnresolvedError`, unless `estimate=True`: then the
+    rest is counted (a remote image as the model's worst case, stored items as 0) and the result is
+    marked `estimated`.
+    """
+    return _count(body, model, resolver, estimate, text=True)
+
+
+def count_input_tokens(
+    body: Body,
+    *,
+    model: str | None = None,
+    resolver: Resolver | None = None,
+    estimate: bool = False,
+) -> int:
+    """`count(...).input_tokens`, without building the readable breakdown texts."""
+    return _count(body, model, resolver, estimate, text=False).input_tokens

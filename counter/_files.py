@@ -1,0 +1,175 @@
+"""`input_file` with inline `file_data`: the text the model is shown, and whether it is exact.
+
+This module owns RENDERING.md §7. A file's cost is the tokens of its extracted text plus a small
+framing constant that the renderer adds; here we only produce the text:
+
+- PDF: text extraction with pypdf (a maintained pure-Python PDF library, already a project
+  dependency), one line per text line in reading order, lines joined with ``\\n``.
+- Plain-text-like files (``text/*``, JSON, XML, CSV, Markdown, source code): the UTF-8 text.
+- DOCX / XLSX: text pulled from the Office XML parts; OpenAI adds framing we could not pin
+  down (RENDERING.md §7: about 14 / 52 tokens on gpt-5-nano), so these are estimates.
+
+Every result says whether it is an estimate. Limits protect the counter from decompression bombs
+and pathological PDFs (page count, decompressed bytes).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+import urllib.parse
+import zipfile
+from dataclasses import dataclass
+from typing import Final
+from xml.etree import ElementTree
+
+__all__ = ["FileError", "FileText", "decode_file_data", "file_text"]
+
+
+class FileError(ValueError):
+    """The file data is not decodable, not a supported type, or too large to extract safely."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileText:
+    text: str
+    kind: str  # "pdf" | "text" | "docx" | "xlsx"
+    estimated: bool
+    why: str
+
+
+# Bounds: generous for real documents, small enough that one request cannot stall a worker.
+MAX_PDF_PAGES: Final = 2000
+MAX_ZIP_MEMBER_BYTES: Final = 64 * 1024 * 1024
+
+_TEXT_MIME_PREFIXES: Final = ("text/",)
+_TEXT_MIMES: Final = frozenset(
+    {
+        "application/json",
+        "application/xml",
+        "application/javascript",
+        "application/x-javascript",
+        "application/typescript",
+        "application/x-python",
+        "application/x-sh",
+        "application/sql",
+        "application/x-yaml",
+        "application/yaml",
+        "application/csv",
+    }
+)
+_TEXT_EXTENSIONS: Final = frozenset(
+    {
+        *(".txt", ".md", ".markdown", ".csv", ".tsv", ".json", ".jsonl", ".xml", ".html", ".htm"),
+        *(".css", ".js", ".ts", ".tsx", ".jsx", ".py", ".rb", ".java", ".c", ".h", ".cpp", ".hpp"),
+        *(".cs", ".go", ".rs", ".php", ".sh", ".sql", ".yaml", ".yml", ".toml", ".ini", ".log"),
+        *(".tex", ".rst"),
+    }
+)
+
+
+def decode_file_data(file_data: str) -> tuple[str, bytes]:
+    """(mime type or "", raw bytes) of a data URL or of bare base64."""
+    mime = ""
+    payload = file_data
+    if file_data[:5].lower() == "data:":
+        comma = file_data.find(",")
+        if comma < 0:
+            raise FileError("data URL without a ',' separating the header from the data")
+        params = file_data[5:comma].split(";")
+        mime = params[0].strip().lower()
+        payload = file_data[comma + 1 :]
+        if not any(p.strip().lower() == "base64" for p in params[1:]):
+            return mime, urllib.parse.unquote_to_bytes(payload)
+    clean = re.sub(r"\s+", "", payload)
+    try:
+        return mime, base64.b64decode(clean + "=" * (-len(clean) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise FileError(f"file_data is not valid base64: {exc}") from exc
+
+
+def _pdf_text(data: bytes) -> str:
+    # Imported lazily: pypdf costs ~0.1 s to import and most requests carry no PDF.
+    import pypdf
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+        if len(reader.pages) > MAX_PDF_PAGES:
+            raise FileError(f"PDF has {len(reader.pages)} pages (limit {MAX_PDF_PAGES})")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except FileError:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+        raise FileError(f"unreadable PDF: {exc}") from exc
+    return "\n".join(p for p in pages)
+
+
+def _zip_member(z: zipfile.ZipFile, name: str) -> bytes:
+    info = z.getinfo(name)
+    if info.file_size > MAX_ZIP_MEMBER_BYTES:
+        raise FileError(f"{name} expands to {info.file_size} bytes (limit {MAX_ZIP_MEMBER_BYTES})")
+    with z.open(info) as fh:
+        return fh.read(MAX_ZIP_MEMBER_BYTES + 1)[:MAX_ZIP_MEMBER_BYTES]
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _docx_text(z: zipfile.ZipFile) -> str:
+    root = ElementTree.fromstring(_zip_member(z, "word/document.xml"))
+    paras = [
+        "".join(t.text or "" for t in p.iter() if _local(t.tag) == "t") for p in root.iter() if _local(p.tag) == "p"
+    ]
+    return "\n".join(paras)
+
+
+def _xlsx_text(z: zipfile.ZipFile) -> str:
+    shared: list[str] = []
+    if "xl/sharedStrings.xml" in z.namelist():
+        sroot = ElementTree.fromstring(_zip_member(z, "xl/sharedStrings.xml"))
+        shared.extend("".join(t.text or "" for t in si.iter() if _local(t.tag) == "t") for si in sroot)
+    lines = []
+    for name in sorted(n for n in z.namelist() if n.startswith("xl/worksheets/sheet") and n.endswith(".xml")):
+        root = ElementTree.fromstring(_zip_member(z, name))
+        for row in root.iter():
+            if _local(row.tag) != "row":
+                continue
+            cells = []
+            for c in row:
+                if _local(c.tag) != "c":
+                    continue
+                v = next((x.text or "" for x in c.iter() if _local(x.tag) in ("v", "t")), "")
+                if c.get("t") == "s" and v.isdigit() and int(v) < len(shared):
+                    v = shared[int(v)]
+                cells.append(v)
+            lines.append(",".join(cells))
+    return "\n".join(lines)
+
+
+def file_text(file_data: str, filename: str | None = None) -> FileText:
+    """The text OpenAI extracts from an inline file, with an estimate flag."""
+    mime, data = decode_file_data(file_data)
+    ext = ""
+    if filename and "." in filename:
+        ext = "." + filename.rsplit(".", 1)[1].lower()
+    if data.startswith(b"%PDF") or mime == "application/pdf":
+        return FileText(_pdf_text(data), "pdf", False, "pdf text via pypdf [FIT, RENDERING.md §7]")
+    if data.startswith(b"PK"):
+        try:
+            z = zipfile.ZipFile(io.BytesIO(data))
+            names = set(z.namelist())
+            if "word/document.xml" in names:
+                return FileText(_docx_text(z), "docx", True, "docx text; framing unknown: estimate")
+            if "xl/workbook.xml" in names:
+                return FileText(_xlsx_text(z), "xlsx", True, "xlsx cells; framing unknown: estimate")
+        except (zipfile.BadZipFile, ElementTree.ParseError, KeyError) as exc:
+            raise FileError(f"unreadable Office file: {exc}") from exc
+        raise FileError("unsupported zip-based file type")
+    if mime.startswith(_TEXT_MIME_PREFIXES) or mime in _TEXT_MIMES or ext in _TEXT_EXTENSIONS:
+        text = data.decode("utf-8", errors="replace")
+        return FileText(text, "text", True, "plain text file: framing estimate")
+    raise FileError(f"unsupported file type {mime or ext or 'unknown'}")

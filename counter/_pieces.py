@@ -1,0 +1,74 @@
+"""The piece model: what rendering produces and what counting, breakdowns and tests read.
+
+A rendered request is a flat sequence of pieces:
+
+- ``Special(n)``: ``n`` special tokens (``<|start|>``, ``<|end|>``, ...), 1 token each
+  (RENDERING.md header [OFF]).
+- ``Text(text)``: ordinary text, tokenized on its own. Pieces are never merged across a
+  boundary: the API tokenizes a role name, a recipient and a content separately, so a count is a
+  sum over pieces (RENDERING.md header [API]).
+- ``Fixed(n, estimated, why)``: a cost known as a number rather than as text: image and file
+  costs, fitted framing constants, hidden hosted-tool prompts. ``estimated`` marks numbers that
+  are not exact for the request at hand; ``why`` says where the number comes from.
+
+Every piece carries a short ``why`` (which item or rule produced it) so that a breakdown or a
+failing test can print the rendering next to the count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+__all__ = ["Fixed", "Piece", "Special", "Text", "count_pieces", "is_estimated", "render_text"]
+
+
+@dataclass(frozen=True, slots=True)
+class Special:
+    n: int = 1
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    text: str
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Fixed:
+    n: int
+    estimated: bool = False
+    why: str = ""
+
+
+Piece = Special | Text | Fixed
+
+
+def count_pieces(pieces: Iterable[Piece], count_text: Callable[[str], int]) -> int:
+    """Sum of the pieces' costs; ``count_text`` tokenizes one text piece."""
+    total = 0
+    for p in pieces:
+        if isinstance(p, Text):
+            total += count_text(p.text)
+        else:
+            total += p.n
+    return total
+
+
+def is_estimated(pieces: Iterable[Piece]) -> bool:
+    """True if any piece is an estimate."""
+    return any(isinstance(p, Fixed) and p.estimated for p in pieces)
+
+
+def render_text(pieces: Iterable[Piece]) -> str:
+    """A human-readable rendering: text verbatim, specials as ``<|n|>``, fixed costs as ``<+n>``."""
+    out = []
+    for p in pieces:
+        if isinstance(p, Text):
+            out.append(p.text)
+        elif isinstance(p, Special):
+            out.append("<|special|>" * p.n)
+        else:
+            out.append(f"<+{p.n}{'~' if p.estimated else ''}:{p.why}>")
+    return "".join(out)
