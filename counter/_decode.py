@@ -178,10 +178,20 @@ _PRESENCE_CLASSES = frozenset(
 def _check_presence_rules(request: Request) -> None:
     """Object-level presence rules of the schema (`anyOf` of `required`, `not` `required`)."""
     _check_presence(request, "")
+    if isinstance(request.input, list):
+        # Tools also arrive inside input items (additional_tools, tool_search_output): same rules.
+        for index, item in enumerate(request.input):
+            nested = getattr(item, "tools", None)
+            if isinstance(nested, list):
+                _check_tools_presence(nested, f"input[{index}].")
     if isinstance(request.tools, list):
-        for index, tool in enumerate(request.tools):
-            if type(tool) in _PRESENCE_CLASSES:
-                _check_presence(tool, f"tools[{index}].")
+        _check_tools_presence(request.tools, "")
+
+
+def _check_tools_presence(tools: list[Any], prefix: str) -> None:
+    for index, tool in enumerate(tools):
+        if type(tool) in _PRESENCE_CLASSES:
+            _check_presence(tool, f"{prefix}tools[{index}].")
 
 
 def _check_presence(obj: msgspec.Struct, prefix: str) -> None:

@@ -1,0 +1,105 @@
+"""`generated/` is codegen's output only: marked DO NOT EDIT, and exactly what the schema renders."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import msgspec
+import pytest
+
+import generated
+
+ROOT = Path(__file__).resolve().parent.parent
+GENERATED = ROOT / "generated"
+
+
+def _load_codegen() -> ModuleType:
+    """codegen/generate.py is a script, not an installed package: load it from its path."""
+    spec = importlib.util.spec_from_file_location("codegen_generate", ROOT / "codegen" / "generate.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+codegen = _load_codegen()
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, str]:
+    """One run of the code generator (it shells out to datamodel-codegen: a few seconds)."""
+    return codegen.render()  # type: ignore[no-any-return]
+
+
+GENERATED_FILES = sorted(p.name for p in GENERATED.iterdir() if p.is_file())
+PYTHON_FILES = [name for name in GENERATED_FILES if name.endswith(".py")]
+
+
+@pytest.mark.parametrize("name", PYTHON_FILES)
+def test_generated_file_has_do_not_edit_header(name: str) -> None:
+    text = (GENERATED / name).read_text(encoding="utf-8")
+    first_lines = text.splitlines()[:2]
+    assert first_lines[0].startswith("# DO NOT EDIT"), first_lines
+    assert "nox -s codegen" in "\n".join(first_lines)
+    assert text.startswith(codegen.HEADER)
+
+
+def test_every_generated_file_is_python_or_the_typed_marker() -> None:
+    assert set(GENERATED_FILES) - set(PYTHON_FILES) == {"py.typed"}
+
+
+def test_py_typed_exists() -> None:
+    assert (GENERATED / "py.typed").is_file()
+
+
+def test_render_matches_committed_files(rendered: dict[str, str]) -> None:
+    committed = {p.name: p.read_text(encoding="utf-8") for p in GENERATED.iterdir() if p.is_file()}
+    assert sorted(committed) == sorted(rendered), "generated/ has missing or extra files: run `nox -s codegen`"
+    stale = [name for name in rendered if committed[name] != rendered[name]]
+    assert not stale, f"generated/ is stale ({', '.join(stale)}): run `nox -s codegen`"
+
+
+def test_render_is_deterministic(rendered: dict[str, str]) -> None:
+    again = codegen.render()
+    assert {k: v.encode() for k, v in again.items()} == {k: v.encode() for k, v in rendered.items()}
+
+
+def test_rendered_files_have_header(rendered: dict[str, str]) -> None:
+    for name, text in rendered.items():
+        if name.endswith(".py"):
+            assert text.startswith(codegen.HEADER), name
+
+
+def test_all_names_exist() -> None:
+    assert generated.__all__, "generated.__all__ is empty"
+    assert len(set(generated.__all__)) == len(generated.__all__), "duplicate names in generated.__all__"
+    missing = [name for name in generated.__all__ if not hasattr(generated, name)]
+    assert not missing
+
+
+def test_all_names_every_struct() -> None:
+    from generated import models
+
+    structs = {
+        name
+        for name, obj in vars(models).items()
+        if isinstance(obj, type) and issubclass(obj, msgspec.Struct) and obj.__module__ == models.__name__
+    }
+    assert structs - {"Struct"} <= set(generated.__all__)
+
+
+def test_root_class_is_exported() -> None:
+    assert codegen.ROOT_CLASS in generated.__all__
+    assert generated.InputTokenCountRequest.__struct_config__.forbid_unknown_fields
+
+
+def test_embedded_schema_is_the_schema_file() -> None:
+    import json
+
+    schema = json.loads((ROOT / "schema" / "request.schema.json").read_text(encoding="utf-8"))
+    assert schema == generated.REQUEST_SCHEMA
