@@ -26,6 +26,7 @@ __all__ = ["Fixed", "Piece", "Special", "Text", "count_pieces", "is_estimated", 
 @dataclass(frozen=True, slots=True)
 class Special:
     n: int = 1
+    #: The token's name, e.g. ``<|start|>``, shown by ``render_text``.
     why: str = ""
 
 
@@ -62,13 +63,13 @@ def is_estimated(pieces: Iterable[Piece]) -> bool:
 
 
 def render_text(pieces: Iterable[Piece]) -> str:
-    """A human-readable rendering: text verbatim, specials as ``<|n|>``, fixed costs as ``<+n>``."""
+    """A human-readable rendering: text verbatim, specials by name, fixed costs as ``<+n:why>``."""
     out = []
     for p in pieces:
         if isinstance(p, Text):
             out.append(p.text)
         elif isinstance(p, Special):
-            out.append("<|special|>" * p.n)
+            out.append((p.why if p.why.startswith("<|") else "<|special|>") * p.n)
         else:
             out.append(f"<+{p.n}{'~' if p.estimated else ''}:{p.why}>")
     return "".join(out)
