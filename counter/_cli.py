@@ -120,7 +120,11 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_seconds=args.timeout,
         estimate=args.estimate,
     )
-    serve(config, host=args.host, port=args.port, workers=args.workers)
+    try:
+        serve(config, host=args.host, port=args.port, workers=args.workers)
+    except InputTokensError as exc:
+        sys.stderr.write(f"input-tokens: {exc}\n")
+        return 1
     return 0
 
 

@@ -27,7 +27,7 @@ import msgspec
 from counter._count import count
 from counter._errors import InputTokensError
 
-__all__ = ["ServerConfig", "create_app", "openapi_document", "serve"]
+__all__ = ["ServerConfig", "ServerUnavailableError", "create_app", "openapi_document", "serve"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -67,6 +67,10 @@ class ServerConfig:
             estimate=env.get("INPUT_TOKENS_ESTIMATE", "") == "1",
         )
         return replace(config, **overrides)
+
+
+class ServerUnavailableError(InputTokensError):
+    """The HTTP server's optional dependency (granian) is not installed."""
 
 
 class _HTTPError(Exception):
@@ -317,8 +321,13 @@ def create_app(config: ServerConfig | None = None) -> Callable[[Scope, Receive, 
 
 def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Serve the app with granian until interrupted (`input-tokens serve`)."""
-    from granian import Granian
-    from granian.constants import Interfaces, Loops
+    try:
+        from granian import Granian
+        from granian.constants import Interfaces, Loops
+    except ImportError:
+        raise ServerUnavailableError(
+            "`input-tokens serve` needs the server extra: pip install 'input-tokens[server]'"
+        ) from None
 
     # granian starts its workers as fresh processes that build the app from the target string,
     # so the config travels in the environment that `ServerConfig.from_env` reads.
