@@ -8,7 +8,17 @@
 The public API is the names in `__all__`; every other module is private.
 """
 
-from counter._count import Count, Part, count, count_input_tokens, get_default_model, set_default_model
+from counter._count import (
+    Count,
+    Part,
+    cache_clear,
+    cache_info,
+    configure_cache,
+    count,
+    count_input_tokens,
+    get_default_model,
+    set_default_model,
+)
 from counter._decode import decode_request
 from counter._errors import InputTokensError, InvalidRequestError, UnresolvedError
 from counter._models import register_alias, unregister_alias
@@ -21,6 +31,9 @@ __all__ = [
     "Part",
     "Resolver",
     "UnresolvedError",
+    "cache_clear",
+    "cache_info",
+    "configure_cache",
     "count",
     "count_input_tokens",
     "decode_request",

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import generated
+from counter import _encoding
 from counter._decode import decode_request
-from counter._encoding import TokenizerError, count_text
+from counter._encoding import TokenizerError, counter_for
 from counter._errors import InvalidRequestError
 from counter._models import ModelInfo, UnknownModelError, known_models, lookup_model
-from counter._pieces import count_pieces, is_estimated, render_text
-from counter._render import render
+from counter._pieces import Fixed, Text, render_text
+from counter._render import memo_clear, memo_info, render
 from counter._resolve import Resolver
 
 __all__ = [
@@ -27,6 +28,9 @@ __all__ = [
     "Body",
     "Count",
     "Part",
+    "cache_clear",
+    "cache_info",
+    "configure_cache",
     "count",
     "count_input_tokens",
     "get_default_model",
@@ -116,19 +120,33 @@ def _count(body: Body, model: str | None, resolver: Resolver | None, estimate: b
     info = _model_info(name)
     encoding = info.encoding
 
-    def tokens(s: str) -> int:
-        return count_text(encoding, s)
-
+    tokens = counter_for(encoding)
     parts: list[Part] = []
-    for label, pieces in render(request, info, resolver=resolver, estimate=estimate):
+    for label, pieces, counts in render(request, info, resolver=resolver, estimate=estimate):
+        known = counts.get(encoding) if counts is not None else None
+        if known is not None:
+            parts.append(Part(label, known[0], known[1], render_text(pieces) if text else ""))
+            continue
+        # The hot loop of every count, kept flat: one pass, no helper calls but the tokenizer's.
+        n = 0
+        estimated = False
         try:
-            n = count_pieces(pieces, tokens)
+            for piece in pieces:
+                if isinstance(piece, Text):
+                    n += tokens(piece.text)
+                else:
+                    n += piece.n
+                    if isinstance(piece, Fixed) and piece.estimated:
+                        estimated = True
         except TokenizerError as exc:
             param = label.split(" ", 1)[0] if label != "priming" else None
+            where = f"the text of '{param}'" if param else "the prompt's framing"
             raise InvalidRequestError(
-                f"The text of '{param}' could not be tokenized: {exc}", param=param, code="invalid_value"
+                f"{where} could not be tokenized: {exc}", param=param, code="invalid_value"
             ) from None
-        parts.append(Part(label, n, is_estimated(pieces), render_text(pieces) if text else ""))
+        if counts is not None:
+            counts[encoding] = (n, estimated)
+        parts.append(Part(label, n, estimated, render_text(pieces) if text else ""))
     return Count(
         input_tokens=sum(p.tokens for p in parts),
         estimated=any(p.estimated for p in parts),
@@ -172,3 +190,23 @@ def count_input_tokens(
 ) -> int:
     """`count(...).input_tokens`, without building the readable breakdown texts."""
     return _count(body, model, resolver, estimate, text=False).input_tokens
+
+
+def cache_info() -> dict[str, dict[str, int]]:
+    """What the caches hold: entries, size (characters of text, bytes of schema) and hits.
+
+    Agents resend the same tools, instructions and history every turn; counts of long texts and
+    renderings of tool schemas are remembered by content, within fixed bounds.
+    """
+    return {"text": _encoding.cache_info(), **memo_info()}
+
+
+def cache_clear() -> None:
+    """Forget everything the caches hold (counts stay the same; only speed changes)."""
+    _encoding.cache_clear()
+    memo_clear()
+
+
+def configure_cache(*, max_chars: int, max_entries: int = 100_000) -> None:
+    """Bound the text-count cache (default 16 million characters, 100,000 entries); 0 disables it."""
+    _encoding.configure_cache(max_chars=max_chars, max_entries=max_entries)

@@ -107,7 +107,8 @@ def _supply_tags(body: Any, *, copy: bool) -> Any:
     patched = list(items) if copy else items
     changed = False
     for index, item in enumerate(items):
-        if isinstance(item, Mapping) and "type" not in item:
+        # `type(...) is dict` first: parsed JSON is always a dict, and the abstract check is slow.
+        if (type(item) is dict or isinstance(item, Mapping)) and "type" not in item:
             tag = _DEFAULT_TAGS[0] if "role" in item or "content" in item else _DEFAULT_TAGS[1]
             if copy or not isinstance(item, dict):
                 patched[index] = {**item, "type": tag}

@@ -17,10 +17,10 @@ failing test can print the rendering next to the count.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Fixed", "Piece", "Special", "Text", "count_pieces", "is_estimated", "render_text"]
+__all__ = ["Fixed", "Piece", "Special", "Text", "render_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,22 +44,6 @@ class Fixed:
 
 
 Piece = Special | Text | Fixed
-
-
-def count_pieces(pieces: Iterable[Piece], count_text: Callable[[str], int]) -> int:
-    """Sum of the pieces' costs; ``count_text`` tokenizes one text piece."""
-    total = 0
-    for p in pieces:
-        if isinstance(p, Text):
-            total += count_text(p.text)
-        else:
-            total += p.n
-    return total
-
-
-def is_estimated(pieces: Iterable[Piece]) -> bool:
-    """True if any piece is an estimate."""
-    return any(isinstance(p, Fixed) and p.estimated for p in pieces)
 
 
 def render_text(pieces: Iterable[Piece]) -> str:

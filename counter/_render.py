@@ -34,8 +34,9 @@ import msgspec
 import generated as g
 from counter._decode import decode_request
 from counter._errors import InvalidRequestError, UnresolvedError
-from counter._files import FileError, file_text
+from counter._files import FileError, FileText, file_text
 from counter._images import ImageError, ImageSize, image_size, image_size_from_bytes, image_tokens
+from counter._lru import BoundedLRU
 from counter._models import ImageRule, ModelInfo, PatchRule
 from counter._pieces import Fixed, Piece, Special, Text
 from counter._resolve import Resolver
@@ -46,10 +47,15 @@ __all__ = ["CHATML", "HARMONY", "FamilyRules", "Section", "family_rules", "rende
 
 
 class Section(NamedTuple):
-    """One labelled part of the rendered prompt: `(label, pieces)`."""
+    """One labelled part of the rendered prompt: `(label, pieces, counts)`.
+
+    `counts` is shared by every rendering of the same content (see `_render_item`): the counter
+    stores `{encoding: (tokens, estimated)}` there, so a section seen before is not counted again.
+    """
 
     label: str
-    pieces: list[Piece]
+    pieces: Sequence[Piece]
+    counts: dict[str, tuple[int, bool]] | None = None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -71,6 +77,13 @@ IM_END: Final = Special(1, "<|im_end|>")
 # ------------------------------------------------------------------------------------------------
 # Family rules
 # ------------------------------------------------------------------------------------------------
+
+# Texts that recur in every call and output: built once (pieces are immutable).
+_ASSISTANT: Final = Text("assistant")
+_COMMENTARY: Final = Text("commentary")
+_SPACE: Final = Text(" ")
+_JSON: Final = Text("json")
+_TO_ASSISTANT: Final = Text(" to=assistant")
 
 MessageTemplate: TypeAlias = Callable[[str, str | None, Sequence[Piece]], list[Piece]]
 CallTemplate: TypeAlias = Callable[[str, Sequence[Piece], bool], list[Piece]]
@@ -95,10 +108,10 @@ def _harmony_call(recipient: str, body: Sequence[Piece], json: bool) -> list[Pie
     # <|start|>assistant to=R<|channel|>commentary <|constrain|>json<|message|>ARGS<|call|>
     # [OFF: harmony_fixtures/test_does_not_drop_if_ongoing_analysis.txt; API: 103 = 103 on one
     # gpt-5 case, RENDERING.md §3]. Without `json` (freeform input): no constrain [GUESS, §3].
-    head: list[Piece] = [START, Text("assistant"), Text(f" to={recipient}"), CHANNEL, Text("commentary")]
     if json:
-        head += [Text(" "), CONSTRAIN, Text("json")]
-    return [*head, MESSAGE, *body, CALL]
+        return [START, _ASSISTANT, Text(f" to={recipient}"), CHANNEL, _COMMENTARY, _SPACE, CONSTRAIN, _JSON,
+                MESSAGE, *body, CALL]  # fmt: skip
+    return [START, _ASSISTANT, Text(f" to={recipient}"), CHANNEL, _COMMENTARY, MESSAGE, *body, CALL]
 
 
 def _chatml_call(recipient: str, body: Sequence[Piece], json: bool) -> list[Piece]:
@@ -113,7 +126,7 @@ def _harmony_output(sender: str, body: Sequence[Piece], ongoing: bool) -> list[P
         return [START, Text(sender), MESSAGE, *body, END]
     # Before it: <|start|>functions.NAME to=assistant<|channel|>commentary<|message|>OUT<|end|>
     # [API, 1 row: weak; OFF test_tool_response_parsing.txt].
-    return [START, Text(sender), Text(" to=assistant"), CHANNEL, Text("commentary"), MESSAGE, *body, END]
+    return [START, Text(sender), _TO_ASSISTANT, CHANNEL, _COMMENTARY, MESSAGE, *body, END]
 
 
 def _chatml_output(sender: str, body: Sequence[Piece], ongoing: bool) -> list[Piece]:
@@ -265,6 +278,17 @@ CHATML: Final = FamilyRules(
 _FAMILIES: Final[dict[str, FamilyRules]] = {"harmony": HARMONY, "chatml": CHATML}
 
 
+_INFO_IDS: Final[dict[ModelInfo, int]] = {}
+
+
+def _info_id(info: ModelInfo) -> int:
+    """A small number standing for a model's rules (family, image rule) in memo keys.
+
+    Models with equal rules share it; hashing it is cheaper than hashing the rules for every item.
+    """
+    return _INFO_IDS.setdefault(info, len(_INFO_IDS))
+
+
 def family_rules(info: ModelInfo) -> FamilyRules:
     """The rules of the model's prompt family."""
     return _FAMILIES[info.family]
@@ -290,6 +314,7 @@ class _Ctx:
         self.request = request
         self.info = info
         self.fam = family_rules(info)
+        self.info_id = _info_id(info)
         self.resolver = resolver
         self.estimate = estimate
         self.instructions = request.instructions if isinstance(request.instructions, str) else ""
@@ -297,6 +322,7 @@ class _Ctx:
         self.entries: list[_Entry] = []
         self.call_names: dict[str, str] = {}
         self.last_user = -1
+        self.is_call: list[bool] = []  # per entry, padded: is_call[k + 1] is entry k (see _flatten)
 
     def unresolved(self, param: str, message: str) -> None:
         """Raise `UnresolvedError` unless the caller asked for an estimate."""
@@ -408,7 +434,7 @@ def _image(ctx: _Ctx, url: str | None, file_id: str | None, detail: str, path: s
     size: ImageSize
     if url is not None and url[:5].lower() == "data:":
         try:
-            size = image_size(url)
+            size = _data_url_size(url)
         except ImageError as exc:
             raise InvalidRequestError(
                 f"Invalid image in '{path}.image_url': {exc}", param=f"{path}.image_url", code="invalid_value"
@@ -459,7 +485,7 @@ def _file(ctx: _Ctx, part: g.InputFile, path: str, where: _Where) -> list[Piece]
             return [Fixed(0, True, "file not available: counted as 0 (estimate)")]
         data = base64.b64encode(raw).decode("ascii")
     try:
-        ft = file_text(data, filename)
+        ft = _file_text(data, filename)
     except (FileError, binascii.Error) as exc:
         raise InvalidRequestError(f"Invalid file in '{param}': {exc}", param=param, code="invalid_value") from None
     frame = ctx.fam.file_in_message if where == "message" else ctx.fam.file_in_output
@@ -480,6 +506,83 @@ class _ToolOut:
     after: tuple[Piece, ...] = ()  # costs after the namespace block
 
 
+# Agents resend the same tools and response formats every turn: their renderings are remembered by
+# content (the schema's JSON bytes), which is the same key whatever object the body decoded into.
+_MemoKey: TypeAlias = tuple[str, str | None, bytes]
+_DECLARATIONS: Final[BoundedLRU[_MemoKey, tuple[str, ...]]] = BoundedLRU(lambda k: len(k[2]), 8_000_000, 4096)
+_FORMATS: Final[BoundedLRU[_MemoKey, str]] = BoundedLRU(lambda k: len(k[2]), 8_000_000, 1024)
+
+
+# Images and files come back every turn too, inline: their sizes and extracted texts are remembered
+# by the data itself (weighed in characters), so a conversation's media is parsed once.
+_IMAGE_SIZES: Final[BoundedLRU[str, ImageSize]] = BoundedLRU(len, 64_000_000, 4096)
+_FILE_TEXTS: Final[BoundedLRU[tuple[str, str | None], FileText]] = BoundedLRU(lambda k: len(k[0]), 64_000_000, 1024)
+# Every generated class and its `type` tag, for section labels.
+_TAGS: Final[dict[type, str]] = {
+    cls: str(cls.__struct_config__.tag)
+    for cls in vars(g).values()
+    if isinstance(cls, type) and issubclass(cls, msgspec.Struct) and cls.__struct_config__.tag is not None
+}
+# The tools section depends on the family, on whether instructions share its message, and on the
+# tools' content: all three are the key.
+_TOOLS: Final[BoundedLRU[tuple[int, bool, bytes], tuple[tuple[Piece, ...], dict[str, tuple[int, bool]]]]] = BoundedLRU(
+    lambda k: len(k[2]), 16_000_000, 1024
+)
+_MEMOS: Final[dict[str, BoundedLRU[Any, Any]]] = {
+    "declarations": _DECLARATIONS,
+    "response_formats": _FORMATS,
+    "tools": _TOOLS,
+    "image_sizes": _IMAGE_SIZES,
+    "file_texts": _FILE_TEXTS,
+}
+
+
+def memo_info() -> dict[str, dict[str, int]]:
+    """Sizes and hit counts of the rendering memos (see `counter.cache_info`)."""
+    return {name: memo.info() for name, memo in _MEMOS.items()}
+
+
+def memo_clear() -> None:
+    """Forget every remembered rendering."""
+    for memo in _MEMOS.values():
+        memo.clear()
+
+
+def _data_url_size(url: str) -> ImageSize:
+    size = _IMAGE_SIZES.get(url)
+    if size is None:
+        size = image_size(url)
+        _IMAGE_SIZES.put(url, size)
+    return size
+
+
+def _file_text(file_data: str, filename: str | None) -> FileText:
+    key = (file_data, filename)
+    text = _FILE_TEXTS.get(key)
+    if text is None:
+        text = file_text(file_data, filename)
+        _FILE_TEXTS.put(key, text)
+    return text
+
+
+def _declaration(name: str, description: str | None, parameters: Any) -> tuple[str, ...]:
+    key = (name, description, msgspec.json.encode(parameters))
+    decl = _DECLARATIONS.get(key)
+    if decl is None:
+        decl = function_declaration(name, description, parameters)
+        _DECLARATIONS.put(key, decl)
+    return decl
+
+
+def _format_section(name: str, description: str | None, schema: Any) -> str:
+    key = (name, description, msgspec.json.encode(schema))
+    section = _FORMATS.get(key)
+    if section is None:
+        section = response_format_section(name, description, schema)
+        _FORMATS.put(key, section)
+    return section
+
+
 def _has_props(parameters: Mapping[str, Any] | None) -> bool:
     return bool((parameters or {}).get("properties"))
 
@@ -488,7 +591,7 @@ def _tool_function(ctx: _Ctx, tool: g.FunctionTool) -> _ToolOut:
     # TypeScript-like declaration in the `functions` namespace (RENDERING.md §2 [OFF, API]).
     description = tool.description if isinstance(tool.description, str) else None
     return _ToolOut(
-        decl=function_declaration(tool.name, description, tool.parameters),
+        decl=_declaration(tool.name, description, tool.parameters),
         function_noprops=not _has_props(tool.parameters),
         described=bool(description),
     )
@@ -638,7 +741,7 @@ def _format_json_schema(ctx: _Ctx, fmt: g.ResponseFormatTextJSONSchemaConfig) ->
     # `# Response Formats\n\n## name\n\n[// description\n]<compact JSON>` (RENDERING.md §5 [API]).
     fam = ctx.fam
     description = fmt.description if isinstance(fmt.description, str) else None
-    out: list[Piece] = [Text(response_format_section(fmt.name, description, fmt.schema))]
+    out: list[Piece] = [Text(_format_section(fmt.name, description, fmt.schema))]
     estimated = fam.response_format_estimated_with_context and bool(ctx.instructions or ctx.has_tools)
     if fam.response_format_framing or estimated:
         why = "response format framing [FIT §5]" + (" next to instructions/tools: estimate" if estimated else "")
@@ -687,7 +790,7 @@ def _item_message(ctx: _Ctx, i: int, item: g.Message) -> list[Piece]:
 
 
 def _neighbour_is_call(ctx: _Ctx, i: int) -> bool:
-    return any(0 <= j < len(ctx.entries) and isinstance(ctx.entries[j].item, g.FunctionCall) for j in (i - 1, i + 1))
+    return ctx.is_call[i] or ctx.is_call[i + 2]
 
 
 def _item_function_call(ctx: _Ctx, i: int, item: g.FunctionCall) -> list[Piece]:
@@ -1038,11 +1141,13 @@ def _flatten(ctx: _Ctx, sections: list[Section]) -> None:
             ctx.entries.append(_Entry(param, item))
 
     for k, entry in enumerate(ctx.entries):
-        if isinstance(entry.item, g.FunctionCall | g.CustomToolCall):
+        if isinstance(entry.item, (g.FunctionCall, g.CustomToolCall)):  # a tuple: faster than a union
             namespace = entry.item.namespace if isinstance(entry.item.namespace, str) else "functions"
             ctx.call_names[entry.item.call_id] = f"{namespace}.{entry.item.name}"
         elif isinstance(entry.item, g.Message) and entry.item.role == "user":
             ctx.last_user = k
+    # Padded on both ends so that a neighbour lookup never checks bounds.
+    ctx.is_call = [False, *(type(e.item) is g.FunctionCall for e in ctx.entries), False]
 
 
 def render(
@@ -1064,7 +1169,12 @@ def render(
         # A system (ChatML) or developer (harmony) message; "" adds nothing (§1 [API]).
         sections.append(Section("instructions", fam.message(fam.system_role, None, [Text(ctx.instructions)])))
     if isinstance(request.tools, list) and request.tools:
-        sections.append(Section("tools", _tools_pieces(ctx, request.tools)))
+        key = (ctx.info_id, bool(ctx.instructions), msgspec.json.encode(request.tools))
+        tools = _TOOLS.get(key)
+        if tools is None:
+            tools = (tuple(_tools_pieces(ctx, request.tools)), {})
+            _TOOLS.put(key, tools)
+        sections.append(Section("tools", *tools))
     if request.tool_choice is not msgspec.UNSET:
         choice = request.tool_choice
         pieces = _dispatch(_CHOICE_HANDLERS, choice, "tool_choice")(ctx, choice)
@@ -1080,9 +1190,39 @@ def render(
         sections.append(Section("reasoning.mode", [Fixed(1537, True, "reasoning mode pro (estimate)")]))
 
     _flatten(ctx, sections)
+    memo = ctx.resolver is None and not ctx.estimate
     for k, entry in enumerate(ctx.entries):
-        tag = type(entry.item).__struct_config__.tag if isinstance(entry.item, msgspec.Struct) else "?"
-        pieces = _dispatch(_ITEM_HANDLERS, entry.item, "input item")(ctx, k, entry.item)
-        sections.append(Section(f"{entry.param} {tag}", pieces))
-    sections.append(Section("priming", list(fam.priming)))
+        handler = _dispatch(_ITEM_HANDLERS, entry.item, "input item")
+        label = f"{entry.param} {_TAGS[type(entry.item)]}"
+        if memo:
+            pieces, counts = _render_item(ctx, k, entry.item, handler)
+            sections.append(Section(label, pieces, counts))
+        else:
+            sections.append(Section(label, handler(ctx, k, entry.item)))
+    sections.append(Section("priming", fam.priming))
     return sections
+
+
+# A history is resent whole every turn: each item's rendering is remembered by its content and by
+# everything an item handler reads from the context. That is the model (image rule, family), the
+# item's place relative to the last user message, whether a neighbour is a function call, and the
+# name its call_id resolves to. Positions and paths only reach error messages, which are not
+# remembered. Items that may ask a resolver are never remembered (see `render`).
+_ItemKey: TypeAlias = tuple[int, bool, bool, str | None, bytes]
+_ITEMS: Final[BoundedLRU[_ItemKey, tuple[tuple[Piece, ...], dict[str, tuple[int, bool]]]]] = BoundedLRU(
+    lambda k: len(k[4]), 64_000_000, 100_000
+)
+_MEMOS["items"] = _ITEMS
+
+
+def _render_item(
+    ctx: _Ctx, k: int, item: Any, handler: Callable[[_Ctx, int, Any], list[Piece]]
+) -> tuple[tuple[Piece, ...], dict[str, tuple[int, bool]]]:
+    call_id = getattr(item, "call_id", None)
+    sender = ctx.call_names.get(call_id) if isinstance(call_id, str) else None
+    key = (ctx.info_id, k > ctx.last_user, _neighbour_is_call(ctx, k), sender, msgspec.json.encode(item))
+    hit = _ITEMS.get(key)
+    if hit is None:
+        hit = (tuple(handler(ctx, k, item)), {})
+        _ITEMS.put(key, hit)
+    return hit

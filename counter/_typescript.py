@@ -29,7 +29,9 @@ __all__ = [
     "schema_to_typescript",
 ]
 
-JSON: TypeAlias = bool | int | float | str | Sequence["JSON"] | Mapping[str, "JSON"] | None
+# Plain JSON as msgspec and json decode it: dicts and lists (exact type checks are much faster than the
+# abstract Mapping/Sequence ones, and this renderer runs on every tool of every request).
+JSON: TypeAlias = bool | int | float | str | list["JSON"] | dict[str, "JSON"] | None
 
 # $ref chains deeper than this (or cycles) render as `any` instead of recursing forever.
 _MAX_DEPTH: Final = 32
@@ -63,7 +65,7 @@ class _Ctx:
         `$ref` is resolved inline [API, RENDERING.md §2: mira-0161, ollm-0062 ($defs models)].
         Unresolvable, remote or cyclic refs give an empty schema, which renders as `any`.
         """
-        if not isinstance(schema, Mapping):
+        if not isinstance(schema, dict):
             return {}, None
         ref = schema.get("$ref")
         if not isinstance(ref, str):
@@ -71,7 +73,7 @@ class _Ctx:
         if ref in self.active or len(self.active) >= _MAX_DEPTH:
             return {}, None
         target = self.defs.get(ref)
-        if not isinstance(target, Mapping):
+        if not isinstance(target, dict):
             return {}, None
         # Sibling keywords of $ref (a description next to it, say) override the target's.
         merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
@@ -80,10 +82,10 @@ class _Ctx:
 
 def _collect_defs(root: JSON) -> dict[str, JSON]:
     defs: dict[str, JSON] = {}
-    if isinstance(root, Mapping):
+    if isinstance(root, dict):
         for key in ("$defs", "definitions"):
             table = root.get(key)
-            if isinstance(table, Mapping):
+            if isinstance(table, dict):
                 for name, sub in table.items():
                     defs[f"#/{key}/{name}"] = sub
     return defs
@@ -105,9 +107,9 @@ def _type_text(s: Mapping[str, JSON], ctx: _Ctx, nested_indent: str) -> str:
 
 
 def _type_text_inner(s: Mapping[str, JSON], ctx: _Ctx, nested_indent: str) -> str:
-    if "oneOf" in s and isinstance(s["oneOf"], Sequence) and not isinstance(s["oneOf"], str):
+    if "oneOf" in s and isinstance(s["oneOf"], list):
         return _variants(s["oneOf"], ctx, nested_indent)
-    if "anyOf" in s and isinstance(s["anyOf"], Sequence) and not isinstance(s["anyOf"], str):
+    if "anyOf" in s and isinstance(s["anyOf"], list):
         # anyOf is not documented for tools [open, RENDERING.md §2]; closest rule: an inline union
         # of its variants, like `type: [a, b]` (pydantic's Optional[X] is anyOf [X, null]). estimate
         parts = []
@@ -120,11 +122,11 @@ def _type_text_inner(s: Mapping[str, JSON], ctx: _Ctx, nested_indent: str) -> st
                 ctx.active.pop()
         return " | ".join(dict.fromkeys(parts))
     t = s.get("type")
-    if isinstance(t, Sequence) and not isinstance(t, str):
+    if isinstance(t, list):
         # `type: [a, b]` -> `a | b`, integer shown as number [OFF].
         return " | ".join(dict.fromkeys("number" if x == "integer" else str(x) for x in t))
     enum = s.get("enum")
-    if isinstance(enum, Sequence) and not isinstance(enum, str) and enum:
+    if isinstance(enum, list) and enum:
         # String enums are unions of quoted literals [OFF]; other literals as JSON.
         return " | ".join(_dumps(v) for v in enum)
     if "const" in s:
@@ -139,7 +141,7 @@ def _type_text_inner(s: Mapping[str, JSON], ctx: _Ctx, nested_indent: str) -> st
         return "null"
     if t == "array":
         items = s.get("items")
-        if isinstance(items, Mapping):
+        if isinstance(items, dict):
             sub, ref = ctx.resolve(items)
             if ref:
                 ctx.active.append(ref)
@@ -150,7 +152,7 @@ def _type_text_inner(s: Mapping[str, JSON], ctx: _Ctx, nested_indent: str) -> st
         return "Array<any>"
     if t == "object" or "properties" in s:
         props = s.get("properties")
-        if isinstance(props, Mapping) and props:
+        if isinstance(props, dict) and props:
             return _object_body(s, ctx, nested_indent)
         return "object"
     return "any"
@@ -188,9 +190,9 @@ def _default_text(s: Mapping[str, JSON]) -> str:
 
 def _object_body(s: Mapping[str, JSON], ctx: _Ctx, nested_indent: str) -> str:
     props = s.get("properties")
-    assert isinstance(props, Mapping)
+    assert isinstance(props, dict)
     req = s.get("required")
-    required = set(req) if isinstance(req, Sequence) and not isinstance(req, str) else set()
+    required = set(req) if isinstance(req, list) else set()
     out = ["{\n"]
     for key, raw in props.items():
         out.append(_property(key, raw, key in required, ctx, nested_indent, top=False))
@@ -213,7 +215,7 @@ def _property_text(key: str, s: Mapping[str, JSON], required: bool, ctx: _Ctx, n
     out = []
     title = s.get("title")
     desc = s.get("description")
-    is_object = isinstance(s.get("properties"), Mapping) and bool(s.get("properties"))
+    is_object = isinstance(s.get("properties"), dict) and bool(s.get("properties"))
     # An object-typed property puts its title after the colon, like the parameters object
     # itself (RENDERING.md §2 [API]: mira-0161, ollm-0062), so it is not repeated as a comment.
     if isinstance(title, str) and not is_object:
@@ -223,7 +225,7 @@ def _property_text(key: str, s: Mapping[str, JSON], required: bool, ctx: _Ctx, n
     if isinstance(desc, str):
         out.append(_comment_lines(desc))
     examples = s.get("examples")
-    if isinstance(examples, Sequence) and not isinstance(examples, str) and examples:
+    if isinstance(examples, list) and examples:
         out.append("// Examples:\n")
         out.extend(f"// - {_dumps(e)}\n" for e in examples)
     opt = "" if required else "?"
@@ -268,7 +270,7 @@ def function_declaration(name: str, description: str | None, parameters: JSON) -
     ctx = _Ctx(_collect_defs(parameters))
     params, _ = ctx.resolve(parameters)
     props = params.get("properties")
-    if not isinstance(props, Mapping) or not props:
+    if not isinstance(props, dict) or not props:
         # No parameters or `properties: {}` -> no argument at all [OFF, API].
         return (f"{head}type {name} = () => any;",)
     title = params.get("title")
@@ -280,7 +282,7 @@ def function_declaration(name: str, description: str | None, parameters: JSON) -
         # The parameters object's own description follows its title [API: lsmith-0051].
         heads.append(_comment_lines(pdesc))
     req = params.get("required")
-    required = set(req) if isinstance(req, Sequence) and not isinstance(req, str) else set()
+    required = set(req) if isinstance(req, list) else set()
     body = "".join(_property(k, v, k in required, ctx, "", top=True) for k, v in props.items())
     if heads:
         # A title on the parameters object goes after the colon [API, 13 rows; OFF fixture].

@@ -36,24 +36,53 @@ def _png(width: int, height: int, seed: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 1)) + chunk(b"IEND", b"")
 
 
-def _function_tool(i: int) -> Body:
-    return {
-        "type": "function",
-        "name": f"tool_{i}",
-        "description": f"Tool number {i}: looks things up in system {i} and returns a JSON summary.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "query": {"type": "string", "description": "What to look for."},
-                "limit": {"type": "integer", "description": "How many results.", "default": 10},
-                "mode": {"type": "string", "enum": ["fast", "thorough"]},
-                "filters": {"type": "array", "items": {"type": "string"}},
-            },
-            "required": ["query"],
-            "additionalProperties": False,
-        },
-        "strict": False,
-    }
+class _Corpus:
+    """Real text and tools from the recorded requests in tests/data: prose, code and JSON tokenize
+    about 3x slower than repeated dictionary words, so synthetic text would flatter every ratio."""
+
+    def __init__(self) -> None:
+        import pathlib
+
+        rows = [json.loads(line) for line in (pathlib.Path(__file__).parent / "data" / "responses_dev.jsonl").open()]
+        texts: list[str] = []
+        tools: dict[str, Body] = {}
+        for row in rows:
+            request = row["request"]
+            if isinstance(request.get("instructions"), str):
+                texts.append(request["instructions"])
+            items = request["input"] if isinstance(request["input"], list) else [{"content": request["input"]}]
+            for item in items:
+                content = item.get("content")
+                parts = content if isinstance(content, list) else [{"text": content}]
+                texts += [p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
+                texts += [item[k] for k in ("arguments", "output") if isinstance(item.get(k), str)]
+            for tool in request.get("tools") or []:
+                if tool.get("type") == "function" and (tool.get("parameters") or {}).get("properties"):
+                    tools.setdefault(tool["name"], tool)
+        self.texts = sorted({t for t in texts if len(t) > 40})
+        self.tools = [tools[name] for name in sorted(tools)]
+        self.rng = random.Random(7)
+
+    def text(self, chars: int) -> str:
+        """Recorded texts joined until about `chars` characters."""
+        out: list[str] = []
+        while sum(map(len, out)) < chars:
+            out.append(self.rng.choice(self.texts))
+        return "\n".join(out)[: max(chars, 1)]
+
+    def function_tools(self, n: int) -> list[Body]:
+        return [dict(tool) for tool in self.rng.sample(self.tools, n)]
+
+
+_corpus: _Corpus | None = None
+
+
+def corpus() -> _Corpus:
+    global _corpus
+    if _corpus is None:
+        _corpus = _Corpus()
+    _corpus.rng = random.Random(7)  # every body is the same on every run
+    return _corpus
 
 
 def small_body() -> Body:
@@ -62,64 +91,22 @@ def small_body() -> Body:
 
 
 def medium_body() -> Body:
-    """About 8 KB: instructions, a few messages, 5 function tools."""
-    rng = random.Random(1)
-    words = [
-        "the",
-        "quick",
-        "brown",
-        "fox",
-        "jumps",
-        "over",
-        "a",
-        "lazy",
-        "dog",
-        "while",
-        "agents",
-        "count",
-        "tokens",
-        "offline",
-    ]
-
-    def text(n: int) -> str:
-        return " ".join(rng.choice(words) for _ in range(n))
-
+    """About 8 KB: instructions, a few messages, 5 function tools (recorded text and tools)."""
+    c = corpus()
     messages: list[Body] = []
-    for _i in range(8):
-        messages.append({"role": "user", "content": text(60)})
-        messages.append({"role": "assistant", "content": [{"type": "output_text", "text": text(50)}]})
-    return {
-        "model": "gpt-4o",
-        "instructions": text(120),
-        "input": messages,
-        "tools": [_function_tool(i) for i in range(5)],
-    }
+    for _ in range(4):
+        messages.append({"role": "user", "content": c.text(700)})
+        messages.append({"role": "assistant", "content": [{"type": "output_text", "text": c.text(600)}]})
+    return {"model": "gpt-4o", "instructions": c.text(800), "input": messages, "tools": c.function_tools(5)}
 
 
 def large_body() -> Body:
     """About 600 KB: a 200-item agent history with calls, outputs, reasoning and images; 30 tools."""
+    c = corpus()
     rng = random.Random(2)
-    words = [
-        "result",
-        "status",
-        "ok",
-        "error",
-        "path",
-        "file",
-        "line",
-        "value",
-        "count",
-        "token",
-        "model",
-        "agent",
-        "call",
-    ]
-
-    def text(n: int) -> str:
-        return " ".join(rng.choice(words) for _ in range(n))
-
+    tools = c.function_tools(30)
     image = "data:image/png;base64," + base64.b64encode(_png(48, 48, 3)).decode()
-    items: list[Body] = [{"role": "user", "content": text(200)}]
+    items: list[Body] = [{"role": "user", "content": c.text(1500)}]
     for i in range(40):
         call_id = f"call_{i}"
         items.append(
@@ -134,27 +121,22 @@ def large_body() -> Body:
             {
                 "type": "function_call",
                 "call_id": call_id,
-                "name": f"tool_{i % 30}",
-                "arguments": json.dumps({"query": text(12), "limit": 5}),
+                "name": tools[i % 30]["name"],
+                "arguments": json.dumps({"query": c.text(80)}),
             }
         )
-        items.append({"type": "function_call_output", "call_id": call_id, "output": text(300)})
+        items.append({"type": "function_call_output", "call_id": call_id, "output": c.text(1500)})
         items.append(
             {
                 "role": "user",
                 "content": [
-                    {"type": "input_text", "text": text(30)},
+                    {"type": "input_text", "text": c.text(200)},
                     {"type": "input_image", "image_url": image, "detail": "low"},
                 ],
             }
         )
-        items.append({"role": "assistant", "content": [{"type": "output_text", "text": text(80)}]})
-    return {
-        "model": "gpt-5",
-        "instructions": text(400),
-        "input": items[:200],
-        "tools": [_function_tool(i) for i in range(30)],
-    }
+        items.append({"role": "assistant", "content": [{"type": "output_text", "text": c.text(500)}]})
+    return {"model": "gpt-5", "instructions": c.text(2500), "input": items[:200], "tools": tools}
 
 
 BODIES: dict[str, Callable[[], Body]] = {"small": small_body, "medium": medium_body, "large": large_body}
@@ -243,12 +225,160 @@ def bench_decode(budget: float) -> None:
     _table("Decode: bytes to a validated request", rows, "json.loads")
 
 
+def _cookbook(body: Body) -> int:
+    """The widely copied tiktoken recipe (3 per message + role + text, 3 priming), on the same body."""
+    from counter._encoding import get_encoding
+
+    enc = get_encoding("o200k_base")
+    n = 3
+    messages: list[tuple[str, str]] = []
+    if body.get("instructions"):
+        messages.append(("system", body["instructions"]))
+    items = body["input"] if isinstance(body["input"], list) else [{"role": "user", "content": body["input"]}]
+    for item in items:
+        content = item.get("content")
+        if isinstance(content, list):
+            content = "".join(p.get("text", "") for p in content)
+        if content is None:
+            content = item.get("arguments") or item.get("output") or ""
+        messages.append((item.get("role", "assistant"), content))
+    for role, text in messages:
+        n += 3 + len(enc.encode(role)) + len(enc.encode(text, disallowed_special=()))
+    for tool in body.get("tools") or []:
+        n += len(enc.encode(json.dumps(tool)))
+    return n
+
+
+def _texts(payload: bytes) -> tuple[str, list[str]]:
+    """The encoding and every text piece that counting tokenizes for this body."""
+    from counter._count import _model_info
+    from counter._decode import decode_request
+    from counter._pieces import Text
+    from counter._render import render
+
+    request = decode_request(payload)
+    info = _model_info(str(request.model))
+    texts = [
+        p.text
+        for section in render(request, info, resolver=None, estimate=False)
+        for p in section.pieces
+        if isinstance(p, Text)
+    ]
+    return info.encoding, texts
+
+
+def bench_count(budget: float) -> None:
+    """Counts per second (cold and warm cache) against the cookbook recipe; overhead over the tokenizer."""
+    from counter import cache_clear, count_input_tokens
+    from counter._encoding import get_encoding
+
+    payloads = {name: json.dumps(make()).encode() for name, make in BODIES.items()}
+    bodies = {name: json.loads(p) for name, p in payloads.items()}
+
+    def cold(payload: bytes) -> int:
+        cache_clear()
+        return count_input_tokens(payload)
+
+    def tokenizer_only(encoding: str, texts: list[str]) -> int:
+        enc = get_encoding(encoding)
+        return sum(len(enc.encode_ordinary(t)) for t in texts)
+
+    rows: dict[str, dict[str, float]] = {
+        "tiktoken alone on the rendered text": {},
+        "counter, cold cache": {},
+        "counter, warm cache (same body again)": {},
+        "cookbook recipe (inexact)": {},
+    }
+    for size, payload in payloads.items():
+        encoding, texts = _texts(payload)
+        timed = _time_interleaved(
+            {
+                "tiktoken alone on the rendered text": partial(tokenizer_only, encoding, texts),
+                "counter, cold cache": partial(cold, payload),
+                "counter, warm cache (same body again)": partial(count_input_tokens, payload),
+                "cookbook recipe (inexact)": partial(_cookbook, bodies[size]),
+            },
+            budget,
+        )
+        for name, seconds in timed.items():
+            rows[name][size] = seconds
+    _table("Count: bytes to input_tokens", rows, "tiktoken alone on the rendered text")
+    print(
+        "\nCounts per second: "
+        + "; ".join(
+            f"{size}: {1 / rows['counter, cold cache'][size]:,.0f} cold, "
+            f"{1 / rows['counter, warm cache (same body again)'][size]:,.0f} warm"
+            for size in payloads
+        )
+    )
+    tokenizer = rows["tiktoken alone on the rendered text"]
+    print(
+        "Overhead of decode + walk + render over the tokenizer (target <= 25% on medium and large): "
+        + ", ".join(
+            f"{size} {100 * (rows['counter, cold cache'][size] / tokenizer[size] - 1):+.0f}%" for size in payloads
+        )
+    )
+
+
+def bench_cache(budget: float) -> None:
+    """An agent's next turn: the same history plus one message. Cache speed-up and memory."""
+    import tracemalloc
+
+    from counter import cache_clear, cache_info, configure_cache, count_input_tokens
+
+    body = large_body()
+    first = json.dumps(body).encode()
+    body["input"].append({"role": "user", "content": "Thanks. One more question about the last result?"})
+    second = json.dumps(body).encode()
+
+    def first_turn() -> int:
+        cache_clear()
+        return count_input_tokens(first)
+
+    def next_turn() -> int:
+        cache_clear()
+        count_input_tokens(first)
+        t0 = time.perf_counter()
+        count_input_tokens(second)
+        return int((time.perf_counter() - t0) * 1e9)
+
+    t_first = _time_interleaved({"first": first_turn}, budget)["first"]
+    samples = sorted(next_turn() for _ in range(max(5, int(budget / max(t_first, 1e-6) / 2))))
+    t_next = samples[len(samples) // 2] / 1e9
+    print("\n## Cache: the next turn of a large agent conversation\n")
+    print(
+        f"first count {_fmt(t_first).strip()}, next turn {_fmt(t_next).strip()}: "
+        f"{t_first / t_next:.1f}x cheaper (target >= 5x)"
+    )
+
+    # Memory: fill the cache far past its cap with distinct texts, and measure what it holds.
+    cap = 2_000_000
+    configure_cache(max_chars=cap)
+    cache_clear()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    rng = random.Random(5)
+    for i in range(400):
+        text = f"turn {i} " + " ".join(str(rng.random()) for _ in range(1500))
+        count_input_tokens({"model": "gpt-4o", "input": text})
+    held = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    info = cache_info()["text"]
+    print(
+        f"after 400 distinct ~30 KB bodies with the cap at {cap:,} characters: {info['chars']:,} characters in "
+        f"{info['entries']} entries, {held / 1024 / 1024:.1f} MiB held (bounded by the cap, not by the traffic)"
+    )
+    configure_cache(max_chars=16_000_000)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=1.0, help="seconds per measurement")
-    parser.add_argument("--only", choices=["decode"], default=None)
+    parser.add_argument("--only", choices=["decode", "count", "cache"], default=None)
     args = parser.parse_args()
-    bench_decode(args.budget)
+    for name, fn in (("decode", bench_decode), ("count", bench_count), ("cache", bench_cache)):
+        if args.only in (None, name):
+            fn(args.budget)
 
 
 if __name__ == "__main__":

@@ -461,11 +461,54 @@ def test_bad_file_is_an_invalid_request() -> None:
 
 
 def test_tokenizer_error_is_an_invalid_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    def boom(encoding: str, text: str) -> int:
+    def boom(text: str) -> int:
         raise TokenizerError("stack overflow")
 
-    monkeypatch.setattr(_count, "count_text", boom)
+    monkeypatch.setattr(_count, "counter_for", lambda encoding: boom)
+    counter.cache_clear()  # an item counted by an earlier test would not reach the tokenizer
     with pytest.raises(counter.InvalidRequestError) as info:
         counter.count({"model": "gpt-4o", "input": [USER_HI]})
     assert info.value.param == "input[0]"
     assert "stack overflow" in info.value.message
+
+
+# --- caches -------------------------------------------------------------------------------------
+
+
+def _dev_requests() -> list[dict[str, Any]]:
+    path = os.path.join(os.path.dirname(__file__), "data", "responses_dev.jsonl")
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    return [r["request"] for r in rows if not r["legacy"]]
+
+
+def _count_or_error(body: dict[str, Any]) -> object:
+    try:
+        return counter.count(body).breakdown
+    except counter.InputTokensError as exc:
+        return type(exc).__name__
+
+
+def test_caches_never_change_a_count() -> None:
+    """Every memo (texts, tool declarations, items, media) is keyed by all that the count depends on:
+    counting each dev body cold, then all of them again warm and in another order, agrees."""
+    bodies = _dev_requests()
+    cold = []
+    for body in bodies:
+        counter.cache_clear()
+        cold.append(_count_or_error(body))
+    warm = [_count_or_error(body) for body in reversed(bodies)][::-1]
+    assert warm == cold
+
+
+def test_cache_info_reports_every_cache() -> None:
+    counter.cache_clear()
+    counter.count(
+        {"model": "gpt-4o", "input": "word " * 100, "tools": [{"type": "function", "name": "f", "parameters": {}}]}
+    )
+    info = counter.cache_info()
+    assert set(info) >= {"text", "declarations", "items", "tools", "image_sizes", "file_texts"}
+    assert info["text"]["entries"] == 1
+    assert info["items"]["entries"] == 1
+    counter.cache_clear()
+    assert all(v["entries"] == 0 for v in counter.cache_info().values())

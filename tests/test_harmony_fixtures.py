@@ -64,8 +64,8 @@ def fixture_tokens(name: str) -> list[str]:
 
 def our_tokens(sections: list[Section]) -> list[str]:
     tokens: list[str] = []
-    for _, pieces in sections:
-        for p in pieces:
+    for section in sections:
+        for p in section.pieces:
             if isinstance(p, Special):
                 assert p.n == 1, p
                 assert _SPECIAL.fullmatch(p.why), p
@@ -249,7 +249,7 @@ def test_function_tools(name: str) -> None:
     tools_text = content.removeprefix(f"{instructions}\n\n") if instructions else content
     assert tools_text.startswith("# Tools\n\n## functions\n\n")
 
-    by_label = dict(sections)
+    by_label = {section.label: section.pieces for section in sections}
     assert "".join(p.text for p in by_label["tools"] if isinstance(p, Text)) == tools_text
     if instructions:
         assert our_tokens([s for s in sections if s.label == "instructions"]) == [

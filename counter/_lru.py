@@ -1,0 +1,89 @@
+"""A small thread-safe LRU map bounded by total size and by entry count.
+
+Agents resend the same tools, instructions and history every turn, so counting remembers what it
+computed for content it has seen. The bound is on size (characters or bytes of the keys, which
+dominate memory), not only on entries, so memory stays capped whatever the traffic.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+__all__ = ["BoundedLRU"]
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class BoundedLRU(Generic[K, V]):
+    """LRU map; `size(key)` says what an entry weighs against `max_size`.
+
+    Entries heavier than a quarter of `max_size` are not kept, so one huge value cannot flush
+    everything that repeats.
+    """
+
+    def __init__(self, size: Callable[[K], int], max_size: int, max_entries: int) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._data: OrderedDict[K, V] = OrderedDict()
+        self._total = 0
+        self.max_size = max_size
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: K) -> V | None:
+        # No lock on the hot path: each OrderedDict operation is atomic under the GIL, and a race
+        # with an eviction can only lose a recency update (the KeyError below), never a value.
+        value = self._data.get(key)
+        if value is None:
+            self.misses += 1
+            return None
+        try:  # noqa: SIM105 - cheaper than contextlib.suppress on this hot path
+            self._data.move_to_end(key)
+        except KeyError:
+            pass
+        self.hits += 1
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        weight = self._size(key)
+        if weight > self.max_size // 4:
+            return
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return
+            self._data[key] = value
+            self._total += weight
+            self._evict()
+
+    def _evict(self) -> None:
+        while self._data and (self._total > self.max_size or len(self._data) > self.max_entries):
+            old, _ = self._data.popitem(last=False)
+            self._total -= self._size(old)
+
+    def resize(self, max_size: int, max_entries: int) -> None:
+        with self._lock:
+            self.max_size, self.max_entries = max_size, max_entries
+            self._evict()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._total = 0
+            self.hits = self.misses = 0
+
+    def info(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "entries": len(self._data),
+                "size": self._total,
+                "max_size": self.max_size,
+                "max_entries": self.max_entries,
+                "hits": self.hits,
+                "misses": self.misses,
+            }
