@@ -509,14 +509,14 @@ class _ToolOut:
 # Agents resend the same tools and response formats every turn: their renderings are remembered by
 # content (the schema's JSON bytes), which is the same key whatever object the body decoded into.
 _MemoKey: TypeAlias = tuple[str, str | None, bytes]
-_DECLARATIONS: Final[BoundedLRU[_MemoKey, tuple[str, ...]]] = BoundedLRU(lambda k: len(k[2]), 8_000_000, 4096)
-_FORMATS: Final[BoundedLRU[_MemoKey, str]] = BoundedLRU(lambda k: len(k[2]), 8_000_000, 1024)
+_DECLARATIONS: Final[BoundedLRU[_MemoKey, tuple[str, ...]]] = BoundedLRU(lambda k: len(k[2]), 4_000_000, 4096)
+_FORMATS: Final[BoundedLRU[_MemoKey, str]] = BoundedLRU(lambda k: len(k[2]), 4_000_000, 1024)
 
 
 # Images and files come back every turn too, inline: their sizes and extracted texts are remembered
 # by the data itself (weighed in characters), so a conversation's media is parsed once.
-_IMAGE_SIZES: Final[BoundedLRU[str, ImageSize]] = BoundedLRU(len, 64_000_000, 4096)
-_FILE_TEXTS: Final[BoundedLRU[tuple[str, str | None], FileText]] = BoundedLRU(lambda k: len(k[0]), 64_000_000, 1024)
+_IMAGE_SIZES: Final[BoundedLRU[str, ImageSize]] = BoundedLRU(len, 16_000_000, 4096)
+_FILE_TEXTS: Final[BoundedLRU[tuple[str, str | None], FileText]] = BoundedLRU(lambda k: len(k[0]), 16_000_000, 1024)
 # Every generated class and its `type` tag, for section labels.
 _TAGS: Final[dict[type, str]] = {
     cls: str(cls.__struct_config__.tag)
@@ -526,7 +526,7 @@ _TAGS: Final[dict[type, str]] = {
 # The tools section depends on the family, on whether instructions share its message, and on the
 # tools' content: all three are the key.
 _TOOLS: Final[BoundedLRU[tuple[int, bool, bytes], tuple[tuple[Piece, ...], dict[str, tuple[int, bool]]]]] = BoundedLRU(
-    lambda k: len(k[2]), 16_000_000, 1024
+    lambda k: len(k[2]), 4_000_000, 1024
 )
 _MEMOS: Final[dict[str, BoundedLRU[Any, Any]]] = {
     "declarations": _DECLARATIONS,
@@ -1210,7 +1210,7 @@ def render(
 # remembered. Items that may ask a resolver are never remembered (see `render`).
 _ItemKey: TypeAlias = tuple[int, bool, bool, str | None, bytes]
 _ITEMS: Final[BoundedLRU[_ItemKey, tuple[tuple[Piece, ...], dict[str, tuple[int, bool]]]]] = BoundedLRU(
-    lambda k: len(k[4]), 64_000_000, 100_000
+    lambda k: len(k[4]), 16_000_000, 100_000
 )
 _MEMOS["items"] = _ITEMS
 
