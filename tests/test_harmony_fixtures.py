@@ -27,6 +27,7 @@ Fixtures not reproduced, and why:
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -151,70 +152,10 @@ def test_conversation(name: str) -> None:
 
 # --- function tools -------------------------------------------------------------------------------
 
-_FORMAT = {"type": "string", "enum": ["celsius", "fahrenheit"], "default": "celsius"}
 # The tools of harmony's test_render_functions_with_parameters (tests/test_harmony.py, ec7606df).
-RIDDLE_TOOLS: list[dict[str, Any]] = [
-    {"name": "get_location", "description": "Gets the location of the user.", "parameters": {}},
-    {
-        "name": "get_current_weather",
-        "description": "Gets the current weather in the provided location.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "location": {"type": "string", "description": "The city and state, e.g. San Francisco, CA"},
-                "format": _FORMAT,
-            },
-            "required": ["location"],
-        },
-    },
-    {
-        "name": "get_multiple_weathers",
-        "description": "Gets the current weather in the provided list of locations.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "locations": {
-                    "type": "array",
-                    "items": {"type": "string"},
-                    "description": 'List of city and state, e.g. ["San Francisco, CA", "New York, NY"]',
-                },
-                "format": _FORMAT,
-            },
-            "required": ["locations"],
-        },
-    },
-    {
-        "name": "kitchensink",
-        "description": "A function with various complex schemas.",
-        "parameters": {
-            "description": "params object",
-            "type": "object",
-            "properties": {
-                "string": {
-                    "type": "string",
-                    "title": "STRING",
-                    "description": "A string",
-                    "examples": ["hello", "world"],
-                },
-                "string_nullable": {
-                    "type": "string",
-                    "nullable": True,
-                    "description": "A nullable string",
-                    "default": "the default",
-                },
-                "string_enum": {"type": "string", "enum": ["a", "b", "c"]},
-                "oneof_string_or_number": {
-                    "oneOf": [
-                        {"type": "string", "default": "default_string_in_oneof"},
-                        {"type": "number", "description": "numbers can happen too"},
-                    ],
-                    "description": "a oneof",
-                    "default": 20,
-                },
-            },
-        },
-    },
-]
+RIDDLE_TOOLS: list[dict[str, Any]] = json.loads(
+    (Path(__file__).parent / "data" / "harmony_fixtures" / "tools_render_functions_with_parameters.json").read_text()
+)
 LOOKUP_WEATHER = {
     "name": "lookup_weather",
     "description": (

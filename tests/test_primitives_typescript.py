@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -18,68 +19,9 @@ from counter._typescript import (
 FIXTURE = Path(__file__).parent / "data" / "harmony_fixtures" / "test_render_functions_with_parameters.txt"
 
 # The tools of harmony's `test_render_functions_with_parameters` (tests/test_harmony.py, commit ec7606df).
-_FORMAT = {"type": "string", "enum": ["celsius", "fahrenheit"], "default": "celsius"}
 HARMONY_TOOLS: list[tuple[str, str, dict[str, Any] | None]] = [
-    ("get_location", "Gets the location of the user.", None),
-    (
-        "get_current_weather",
-        "Gets the current weather in the provided location.",
-        {
-            "type": "object",
-            "properties": {
-                "location": {"type": "string", "description": "The city and state, e.g. San Francisco, CA"},
-                "format": _FORMAT,
-            },
-            "required": ["location"],
-        },
-    ),
-    (
-        "get_multiple_weathers",
-        "Gets the current weather in the provided list of locations.",
-        {
-            "type": "object",
-            "properties": {
-                "locations": {
-                    "type": "array",
-                    "items": {"type": "string"},
-                    "description": 'List of city and state, e.g. ["San Francisco, CA", "New York, NY"]',
-                },
-                "format": _FORMAT,
-            },
-            "required": ["locations"],
-        },
-    ),
-    (
-        "kitchensink",
-        "A function with various complex schemas.",
-        {
-            "description": "params object",
-            "type": "object",
-            "properties": {
-                "string": {
-                    "type": "string",
-                    "title": "STRING",
-                    "description": "A string",
-                    "examples": ["hello", "world"],
-                },
-                "string_nullable": {
-                    "type": "string",
-                    "nullable": True,
-                    "description": "A nullable string",
-                    "default": "the default",
-                },
-                "string_enum": {"type": "string", "enum": ["a", "b", "c"]},
-                "oneof_string_or_number": {
-                    "oneOf": [
-                        {"type": "string", "default": "default_string_in_oneof"},
-                        {"type": "number", "description": "numbers can happen too"},
-                    ],
-                    "description": "a oneof",
-                    "default": 20,
-                },
-            },
-        },
-    ),
+    (tool["name"], tool["description"], tool["parameters"] or None)
+    for tool in json.loads((FIXTURE.parent / "tools_render_functions_with_parameters.json").read_text())
 ]
 
 
