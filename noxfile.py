@@ -64,6 +64,9 @@ def codegen_check(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks: decode and count speed, side by side with the alternatives."""
+    """Benchmarks: decode and count speed next to the alternatives; then the HTTP server next to a
+    hello-world app on the same stack, and the JSONL batch on one core and on all."""
     _install(session, "bench")
     session.run("python", "tests/bench.py", *session.posargs)
+    session.run("python", "tests/bench_server.py")
+

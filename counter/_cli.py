@@ -1,27 +1,32 @@
-"""The `input-tokens` command: count one body or a JSONL batch from the shell.
+"""The `input-tokens` command: count one body or a JSONL batch from the shell, or serve HTTP.
 
 Exit codes: 0 everything counted, 1 the body (or some batch lines) invalid, 2 usage error.
-Results go to stdout, errors and the batch summary to stderr.
+Results go to stdout; errors, notes and the batch summary to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
+from collections import Counter as Tally
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
 
 import msgspec
 
 from counter._count import Count, count
-from counter._errors import InputTokensError
+from counter._errors import InputTokensError, UnresolvedError
 
-__all__ = ["main"]
+__all__ = ["CREATE_ONLY_KEYS", "count_line", "main"]
 
-# Create-only keys of POST /v1/responses: a Batch API line may carry them, and none of them changes
-# the input token count (they shape sampling, storage, streaming or the output, not the prompt).
+# Keys of a POST /v1/responses (create) body that POST /v1/responses/input_tokens does not take, and
+# that do not change the input token count: they shape sampling, storage, streaming, logging or the
+# output, never the prompt. A Batch API line may carry them; they are dropped and reported. OpenAI's
+# input_tokens reference says nothing about them: the list is the create parameters, read one by one.
 CREATE_ONLY_KEYS = frozenset(
     {
         "background",
@@ -42,6 +47,10 @@ CREATE_ONLY_KEYS = frozenset(
         "user",
     }
 )
+# Create-only keys that do change the count: `prompt` names a stored prompt template whose text
+# lives on OpenAI's servers, so a line with it is unresolved (or, with --estimate, counted without).
+UNRESOLVED_CREATE_KEYS = frozenset({"prompt"})
+BATCH_URLS = frozenset({"/v1/responses", "/v1/responses/input_tokens"})
 
 _encoder = msgspec.json.Encoder()
 _any_decoder = msgspec.json.Decoder()
@@ -55,10 +64,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="input-tokens",
         description="Count input tokens of OpenAI Responses requests offline, as POST /v1/responses/input_tokens.",
+        epilog="Exit codes: 0 all counted, 1 the body or some lines invalid, 2 usage error.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    c = commands.add_parser("count", help="count one request body, or a JSONL batch with --jsonl")
-    c.add_argument("file", nargs="?", default="-", help="a JSON body, or - for stdin (default)")
+    c = commands.add_parser(
+        "count",
+        help="count one request body, or a JSONL batch with --jsonl",
+        description="Print OpenAI's response body for one request body; with --jsonl, one result line per "
+        "input line (a body, or an OpenAI Batch API line for /v1/responses) and a summary on stderr.",
+    )
+    c.add_argument("file", nargs="?", default="-", help="a JSON body (JSONL with --jsonl), or - for stdin (default)")
     c.add_argument("--jsonl", action="store_true", help="one body (or OpenAI Batch API line) per line")
     c.add_argument("--model", help="count for this model instead of the body's")
     c.add_argument("--breakdown", action="store_true", help="show where the tokens go (single body)")
@@ -66,10 +81,12 @@ def _parser() -> argparse.ArgumentParser:
         "--estimate",
         action="store_true",
         help="count what can be counted when a body names server-side state (previous_response_id, "
-        "file_id, remote images) and mark the result estimated, instead of failing",
+        "file_id, remote images, a stored prompt) and mark the result estimated, instead of failing",
     )
-    c.add_argument("--jobs", type=int, default=1, help="worker processes for --jsonl (0 = every core)")
-    c.add_argument("--no-progress", action="store_true", help="no progress line on a terminal")
+    c.add_argument(
+        "--jobs", type=int, default=1, metavar="N", help="worker processes for --jsonl (0 = every core; default 1)"
+    )
+    c.add_argument("--no-progress", action="store_true", help="no progress line, even on a terminal")
 
     s = commands.add_parser("serve", help="answer POST /v1/responses/input_tokens over HTTP")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -77,12 +94,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     s.add_argument(
         "--api-key",
-        default=os.environ.get("INPUT_TOKENS_API_KEY"),
-        help="require `Authorization: Bearer KEY` (default: $INPUT_TOKENS_API_KEY; none: open)",
+        default=None,
+        help="require `Authorization: Bearer KEY` (default: $INPUT_TOKENS_API_KEY, which keeps the key out "
+        "of the process list; neither: no key asked)",
     )
     s.add_argument("--max-body-mib", type=float, default=64, help="largest accepted body in MiB (default 64)")
-    s.add_argument("--timeout", type=float, default=30, help="seconds one count may take (default 30)")
+    s.add_argument("--max-depth", type=int, default=128, help="deepest JSON nesting accepted (default 128)")
+    s.add_argument("--timeout", type=float, default=30, help="seconds one request may take (default 30)")
     s.add_argument("--estimate", action="store_true", help="estimate server-side state instead of rejecting it")
+    s.add_argument("--no-access-log", action="store_true", help="no access line per request")
     return parser
 
 
@@ -94,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args)
         if args.command == "count":
+            _check_model(args.model)
             if args.jsonl:
                 return _count_jsonl(args)
             if args.jobs != 1:
@@ -106,19 +127,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(f"unknown command {args.command!r}")  # argparse rejects it first
 
 
+def _check_model(model: str | None) -> None:
+    """An unknown --model is a mistake on the command line (exit 2), not in the bodies."""
+    if model is None:
+        return
+    from counter._models import UnknownModelError, known_models, lookup_model
+
+    try:
+        lookup_model(model)
+    except UnknownModelError:
+        raise _UsageError(f"unknown --model {model!r}; known models: {', '.join(known_models())}") from None
+
+
 # ------------------------------------------------------------------ serve
 
 
 def _serve(args: argparse.Namespace) -> int:
     from counter._server import ServerConfig, serve
 
-    if args.workers < 1 or not 0 < args.port < 65536 or args.max_body_mib <= 0 or args.timeout <= 0:
-        raise _UsageError("--workers must be >= 1, --port in 1..65535, --max-body-mib and --timeout > 0")
+    bad = args.workers < 1 or not 0 < args.port < 65536 or args.max_body_mib <= 0
+    if bad or args.timeout <= 0 or args.max_depth < 1:
+        raise _UsageError("--workers, --max-depth >= 1, --port in 1..65535, --max-body-mib, --timeout > 0")
     config = ServerConfig(
-        api_key=args.api_key or None,
+        api_key=args.api_key or os.environ.get("INPUT_TOKENS_API_KEY") or None,
         max_body_bytes=int(args.max_body_mib * 1024 * 1024),
+        max_depth=args.max_depth,
         timeout_seconds=args.timeout,
         estimate=args.estimate,
+        access_log=not args.no_access_log,
     )
     try:
         serve(config, host=args.host, port=args.port, workers=args.workers)
@@ -146,11 +182,13 @@ def _count_one(args: argparse.Namespace) -> int:
     try:
         result = count(body, model=args.model, estimate=args.estimate)
     except InputTokensError as exc:
-        sys.stderr.write(_error_line(exc) + "\n")
+        sys.stderr.write(_encoder.encode(_error_payload(exc)).decode() + "\n")
         return 1
     sys.stdout.write(_encoder.encode(result.to_dict()).decode() + "\n")
     if args.breakdown:
         sys.stdout.write(_breakdown_table(result))
+    elif result.estimated:
+        sys.stderr.write("input-tokens: the count is an estimate (--breakdown shows which parts)\n")
     return 0
 
 
@@ -169,10 +207,19 @@ def _breakdown_table(result: Count) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _error_line(exc: BaseException) -> str:
+def _error_payload(exc: BaseException) -> dict[str, Any]:
+    """OpenAI's error envelope for `exc`, its hints phrased for this command."""
     to_dict = getattr(exc, "to_dict", None)
-    payload = to_dict() if callable(to_dict) else {"error": {"message": str(exc), "type": type(exc).__name__}}
-    return _encoder.encode(payload).decode()
+    if not callable(to_dict):
+        return {"error": {"message": str(exc), "type": type(exc).__name__, "param": None, "code": None}}
+    payload: dict[str, Any] = to_dict()
+    if isinstance(exc, UnresolvedError):
+        error = payload["error"]
+        error["message"] = error["message"].split(" Pass a resolver", 1)[0] + (
+            " It cannot be looked up offline: send the content inline, or pass --estimate to count the rest "
+            "and mark the result estimated."
+        )
+    return payload
 
 
 # ------------------------------------------------------------------ JSONL batch
@@ -187,81 +234,128 @@ class _BatchLine(msgspec.Struct, forbid_unknown_fields=True):
     body: dict[str, Any]
 
 
-def count_line(line: bytes, number: int, model: str | None, estimate: bool) -> tuple[bytes, int, bool]:
-    """Count one JSONL line; returns (the result line, tokens, ok). Never raises for bad input."""
-    key: dict[str, Any] = {"line": number}
-    try:
-        raw = _any_decoder.decode(line)
-        ignored: list[str] = []
-        if isinstance(raw, dict) and "custom_id" in raw:
-            batch = msgspec.convert(raw, _BatchLine)
-            key = {"custom_id": batch.custom_id}
-            if batch.url not in ("/v1/responses", "/v1/responses/input_tokens"):
-                raise _LineError(f"Batch line for {batch.url!r}: only /v1/responses bodies can be counted.")
-            body = batch.body
-            ignored = sorted(k for k in body if k in CREATE_ONLY_KEYS)
-            if ignored:
-                body = {k: v for k, v in body.items() if k not in CREATE_ONLY_KEYS}
-            result = count(body, model=model, estimate=estimate)
-        else:
-            result = count(line, model=model, estimate=estimate)
-    except (InputTokensError, _LineError) as exc:
-        return _encoder.encode({**key, **_error_payload(exc)}), 0, False
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        return _encoder.encode({**key, **_error_payload(_LineError(f"Invalid batch line: {exc}"))}), 0, False
-    out: dict[str, Any] = {**key, **result.to_dict()}
-    if result.estimated:
-        out["estimated"] = True
-    if ignored:
-        out["ignored_keys"] = ignored
-    return _encoder.encode(out), result.input_tokens, True
-
-
 class _LineError(Exception):
     def to_dict(self) -> dict[str, Any]:
         return {"error": {"message": str(self), "type": "invalid_request_error", "param": None, "code": None}}
 
 
-def _error_payload(exc: Exception) -> dict[str, Any]:
-    to_dict = getattr(exc, "to_dict", None)
-    result: dict[str, Any] = to_dict() if callable(to_dict) else {"error": {"message": str(exc)}}
-    return result
+#: One counted line: (the result line, tokens, ok, the create-only keys ignored).
+LineResult = tuple[bytes, int, bool, tuple[str, ...]]
 
 
-def _count_chunk(chunk: list[tuple[int, bytes]], model: str | None, estimate: bool) -> list[tuple[bytes, int, bool]]:
+def count_line(line: bytes, number: int, model: str | None = None, estimate: bool = False) -> LineResult:
+    """Count one JSONL line (a body, or a Batch API line for /v1/responses). Never raises: a bad
+    line, or even a bug, becomes an error result line keyed like the others."""
+    key: dict[str, Any] = {"line": number}
+    ignored: tuple[str, ...] = ()
+    estimated = False
+    try:
+        raw = _batch_object(line)
+        if raw is None:
+            result = count(line, model=model, estimate=estimate)
+        else:
+            if isinstance(raw["custom_id"], str):
+                key = {"custom_id": raw["custom_id"]}
+            batch = msgspec.convert(raw, _BatchLine)
+            if batch.method.upper() != "POST" or batch.url not in BATCH_URLS:
+                raise _LineError(
+                    f"Batch line for {batch.method} {batch.url}: only POST /v1/responses bodies can be counted."
+                )
+            body = batch.body
+            ignored = tuple(sorted(k for k in body if k in CREATE_ONLY_KEYS))
+            unresolved = sorted(k for k in body if k in UNRESOLVED_CREATE_KEYS)
+            if unresolved and not estimate:
+                raise UnresolvedError(
+                    f"'{unresolved[0]}' names a stored prompt template: its text, and so its cost, is not known "
+                    "offline.",
+                    param=unresolved[0],
+                )
+            if ignored or unresolved:
+                drop = CREATE_ONLY_KEYS | UNRESOLVED_CREATE_KEYS
+                body = {k: v for k, v in body.items() if k not in drop}
+            result = count(body, model=model, estimate=estimate)
+            estimated = bool(unresolved)
+    except (InputTokensError, _LineError) as exc:
+        return _encoder.encode({**key, **_error_payload(exc)}), 0, False, ignored
+    except msgspec.ValidationError as exc:
+        return _encoder.encode({**key, **_error_payload(_LineError(f"Invalid batch line: {exc}"))}), 0, False, ignored
+    except Exception as exc:  # a bug: report the line, keep the batch going
+        error = {"message": f"Internal error counting this line: {type(exc).__name__}: {exc}", "type": "server_error"}
+        return _encoder.encode({**key, "error": {**error, "param": None, "code": None}}), 0, False, ignored
+    out: dict[str, Any] = {**key, **result.to_dict()}
+    if result.estimated or estimated:
+        out["estimated"] = True
+    if ignored:
+        out["ignored_keys"] = list(ignored)
+    return _encoder.encode(out), result.input_tokens, True, ignored
+
+
+def _batch_object(line: bytes) -> dict[str, Any] | None:
+    """The parsed line when it is a Batch API line (an object with `custom_id`), else None: the
+    line is then a body, counted (and its errors worded) exactly as the endpoint would."""
+    if b'"custom_id"' not in line:  # the cheap test first: a body is parsed once, by the counter
+        return None
+    try:
+        raw = _any_decoder.decode(line)
+    except msgspec.DecodeError:
+        return None
+    return raw if isinstance(raw, dict) and "custom_id" in raw else None
+
+
+def _count_chunk(chunk: list[tuple[int, bytes]], model: str | None, estimate: bool) -> list[LineResult]:
     return [count_line(line, number, model, estimate) for number, line in chunk]
 
 
-def _chunks(lines: Iterable[bytes], size: int) -> Iterator[list[tuple[int, bytes]]]:
+#: A chunk closes at this many lines or bytes, whichever comes first; with a window of chunks in
+#: flight per worker, memory stays bounded whatever the file size (a single huge line aside).
+CHUNK_LINES = 256
+CHUNK_BYTES = 1 << 20
+WINDOW_PER_JOB = 4
+
+
+def _chunks(lines: Iterable[bytes]) -> Iterator[list[tuple[int, bytes]]]:
     chunk: list[tuple[int, bytes]] = []
+    size = 0
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
+        if not line.strip():  # blank lines are skipped, but keep their number
             continue
         chunk.append((number, line))
-        if len(chunk) >= size:
+        size += len(line)
+        if len(chunk) >= CHUNK_LINES or size >= CHUNK_BYTES:
             yield chunk
-            chunk = []
+            chunk, size = [], 0
     if chunk:
         yield chunk
 
 
-def _results(args: argparse.Namespace, stream: IO[bytes]) -> Iterator[tuple[bytes, int, bool]]:
-    jobs = args.jobs if args.jobs > 0 else (os.cpu_count() or 1)
-    chunks = _chunks(stream, 256)
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the pool, the workers stay quiet.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _results(args: argparse.Namespace, stream: IO[bytes]) -> Iterator[LineResult]:
+    jobs = args.jobs or _cores()
+    chunks = _chunks(stream)
     if jobs == 1:
         for chunk in chunks:
             yield from _count_chunk(chunk, args.model, args.estimate)
         return
     import multiprocessing
-    from collections import deque
 
-    # A bounded window of chunks in flight keeps memory constant on a file of any size, and the
-    # results come back in input order.
-    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+    # A bounded window of chunks in flight (Pool.imap would read the whole file ahead) keeps memory
+    # constant on a file of any size, and the results come back in input order.
+    with multiprocessing.get_context("spawn").Pool(jobs, initializer=_ignore_sigint) as pool:
         window: deque[Any] = deque()
         for chunk in chunks:
             window.append(pool.apply_async(_count_chunk, (chunk, args.model, args.estimate)))
-            if len(window) >= 4 * jobs:
+            if len(window) >= WINDOW_PER_JOB * jobs:
                 yield from window.popleft().get()
         while window:
             yield from window.popleft().get()
@@ -276,26 +370,32 @@ def _count_jsonl(args: argparse.Namespace) -> int:
         stream: IO[bytes] = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise _UsageError(f"cannot read {args.file}: {exc.strerror}") from None
-    progress = sys.stderr.isatty() and not args.no_progress
+    progress = not args.no_progress and sys.stderr.isatty()
     lines = tokens = errors = 0
+    ignored: Tally[str] = Tally()
     started = last = time.monotonic()
     out = sys.stdout.buffer
     try:
-        for result, n, ok in _results(args, stream):
+        for result, n, ok, dropped in _results(args, stream):
             out.write(result + b"\n")
             lines += 1
             tokens += n
             errors += not ok
+            ignored.update(dropped)
             if progress and (now := time.monotonic()) - last > 0.2:
                 last = now
                 rate = lines / max(now - started, 1e-9)
                 sys.stderr.write(f"\r{lines:,} lines  {tokens:,} tokens  {errors:,} errors  {rate:,.0f} lines/s")
+                sys.stderr.flush()
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
         out.flush()
-    if progress:
-        sys.stderr.write("\r\033[K")
+        if progress:
+            sys.stderr.write("\r\033[K")
     elapsed = time.monotonic() - started
     sys.stderr.write(f"{lines} lines, {tokens} tokens, {errors} errors in {elapsed:.2f}s\n")
+    if ignored:
+        keys = ", ".join(f"{k} ({n})" for k, n in sorted(ignored.items()))
+        sys.stderr.write(f"ignored create-only keys that do not change the count: {keys}\n")
     return 1 if errors else 0

@@ -1,12 +1,20 @@
 """The HTTP drop-in: a bare ASGI app that answers `POST /v1/responses/input_tokens` like OpenAI.
 
 No web framework: four routes do not need one, and every microsecond of framework is paid on every
-request of a gateway. The app is served by granian (see `serve`), chosen by measurement: on the
-bench's hello-world app it answered about 1.4x the requests per second of uvicorn with uvloop and
-httptools on this machine.
+request of a gateway. `serve` runs it on granian (HTTP parsing in Rust, one event loop per worker
+process, respawned workers); `create_app` works under any ASGI server. tests/bench_server.py measures
+the app and a hello-world app on granian and on uvicorn (uvloop + httptools) side by side. On the
+shared, busy 2-core development machine hello-world was a tie (0.95x-1.36x between runs), but this
+app, whose time goes into counting, answered 1.06x-1.54x more small bodies per second on uvicorn in
+four runs: the stack is up for re-measurement on a quiet machine (only `run_granian` would change).
+
+Routes: `POST /v1/responses/input_tokens` and `POST /responses/input_tokens` (the count), `GET /healthz`
+(never asks for the key), `GET /openapi.json` (built from schema/). With an API key configured, every
+route but /healthz answers 401 to a missing or wrong key before anything else (before 404 and 405).
 
 Every failure is answered in OpenAI's envelope `{"error": {"message", "type", "param", "code"}}`;
-a bug in a handler is a logged 500, never a dead worker.
+a bug in a handler is a logged 500, never a dead worker. Each request writes one access line to the
+`input_tokens.access` logger: method, path, status, tokens, latency. The key is never logged or echoed.
 """
 
 from __future__ import annotations
@@ -16,30 +24,52 @@ import hmac
 import json
 import logging
 import os
+import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field, replace
-from functools import cached_property
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import IO, Any
 
 import msgspec
 
-from counter._count import count
-from counter._errors import InputTokensError
+from counter._count import Count, count
+from counter._errors import InputTokensError, UnresolvedError
 
-__all__ = ["ServerConfig", "ServerUnavailableError", "create_app", "openapi_document", "serve"]
+__all__ = [
+    "ESTIMATE_HEADER",
+    "ServerConfig",
+    "ServerUnavailableError",
+    "create_app",
+    "nesting_exceeds",
+    "openapi_document",
+    "serve",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-log = logging.getLogger("input_tokens.access")
+access_log = logging.getLogger("input_tokens.access")
 error_log = logging.getLogger("input_tokens.error")
 
 COUNT_PATHS = frozenset({"/v1/responses/input_tokens", "/responses/input_tokens"})
-ESTIMATE_HEADER = b"x-input-tokens-estimated"
+#: Set to `true` on a 200 whose count is an estimate; the body keeps OpenAI's exact shape.
+ESTIMATE_HEADER = "x-input-tokens-estimated"
 MiB = 1024 * 1024
+
+try:  # The count without the breakdown's readable texts: the server only sends the total.
+    from counter._count import _count as _core
+
+    def _count_fast(body: bytes, estimate: bool) -> Count:
+        return _core(body, None, None, estimate, text=False)
+
+except ImportError:  # pragma: no cover - the private core was renamed: the public call is as exact
+
+    def _count_fast(body: bytes, estimate: bool) -> Count:
+        return count(body, estimate=estimate)
 
 
 @dataclass(frozen=True)
@@ -49,24 +79,47 @@ class ServerConfig:
     api_key: str | None = field(default=None, repr=False)
     #: Images and files travel inline as base64, so bodies of tens of MiB are legitimate.
     max_body_bytes: int = 64 * MiB
-    #: Wall-clock budget of one count; past it the client gets a 504 (the work is bounded by the body size).
+    #: Deepest nesting of JSON arrays and objects accepted; real requests (tool schemas included)
+    #: stay far below it, and it keeps a hostile body from recursing through the decoder and renderer.
+    max_depth: int = 128
+    #: Wall-clock budget of one request (reading the body and counting it); past it the client gets a
+    #: 504. A count already running in a thread finishes in the background (Python cannot kill it).
     timeout_seconds: float = 30.0
-    #: Bodies up to this size are counted on the event loop; larger ones in a thread, under the timeout.
-    inline_bytes: int = 64 * 1024
+    #: Bodies up to this size are counted on the event loop (no thread hop: the fast path); larger
+    #: ones in a thread under the timeout, so one huge or slow body does not stall the others.
+    inline_bytes: int = 16 * 1024
     #: Count what can be counted when a body names server-side state, flagged by the estimate header.
     estimate: bool = False
+    #: Write the per-request access line (the `input_tokens.access` logger at INFO).
+    access_log: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_body_bytes <= 0 or self.max_depth <= 0 or self.timeout_seconds <= 0 or self.inline_bytes < 0:
+            raise ValueError("max_body_bytes, max_depth and timeout_seconds must be > 0, inline_bytes >= 0")
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServerConfig:
         """The config from `INPUT_TOKENS_*` environment variables (how granian's workers receive it)."""
-        env = os.environ
-        config = cls(
-            api_key=env.get("INPUT_TOKENS_API_KEY") or None,
-            max_body_bytes=int(env.get("INPUT_TOKENS_MAX_BODY_BYTES", cls.max_body_bytes)),
-            timeout_seconds=float(env.get("INPUT_TOKENS_TIMEOUT_SECONDS", cls.timeout_seconds)),
-            estimate=env.get("INPUT_TOKENS_ESTIMATE", "") == "1",
-        )
-        return replace(config, **overrides)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = os.environ.get(_env_name(f.name), "")
+            if raw:
+                kind = type(getattr(cls, f.name))
+                values[f.name] = raw if f.name == "api_key" else raw == "1" if kind is bool else kind(raw)
+        return replace(cls(**values), **overrides)
+
+    def to_env(self) -> dict[str, str]:
+        """The `INPUT_TOKENS_*` variables that `from_env` reads back into this config (every field:
+        an empty value means the default, so that nothing stale leaks in from the environment)."""
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            env[_env_name(f.name)] = ("1" if value else "0") if isinstance(value, bool) else str(value or "")
+        return env
+
+
+def _env_name(name: str) -> str:
+    return f"INPUT_TOKENS_{name.upper()}"
 
 
 class ServerUnavailableError(InputTokensError):
@@ -74,17 +127,69 @@ class ServerUnavailableError(InputTokensError):
 
 
 class _HTTPError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None, param: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.code, self.param = status, message, code, param
+        self.headers = headers or []
 
     def body(self) -> bytes:
-        error = {"message": self.message, "type": "invalid_request_error", "param": self.param, "code": self.code}
+        kind = "server_error" if self.status >= 500 else "invalid_request_error"
+        error = {"message": self.message, "type": kind, "param": self.param, "code": self.code}
         return _encoder.encode({"error": error})
 
 
 _encoder = msgspec.json.Encoder()
 _JSON = (b"content-type", b"application/json")
+_ESTIMATED = [(ESTIMATE_HEADER.encode(), b"true")]
+_SERVER_ERROR = _HTTPError(500, "The server had an error while processing your request. Sorry about that!").body()
+
+
+# ------------------------------------------------------------------ nesting depth
+
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_SQUARE = bytes.maketrans(b"{}", b"[]")  # the kind of bracket does not matter to the depth
+
+
+def nesting_exceeds(body: bytes, limit: int) -> bool:
+    """True when the JSON text nests arrays and objects more than `limit` deep (brackets inside
+    strings do not count). Linear in the body; most bodies cost two byte counts.
+
+    Malformed JSON may answer either way: the decoder reports it as malformed afterwards.
+    """
+    if body.count(b"[") + body.count(b"{") <= limit:  # not enough brackets to go that deep
+        return False
+    if b"\\" in body:  # drop escaped backslashes and quotes so that every '"' left delimits a string
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    brackets = b"".join(body.split(b'"')[::2]).translate(_SQUARE, _NOT_BRACKETS)
+    # Each pass deletes every innermost pair (pairs that a deletion brings together wait for the next
+    # pass), which is exactly one level of every branch: wide and shallow structures (long arrays of
+    # small objects) vanish in a few C-speed passes.
+    while len(brackets) > 2 * limit:
+        peeled = brackets.replace(b"[]", b"")
+        if len(peeled) * 2 > len(brackets):  # deep and narrow: the walk below exits early instead
+            break
+        brackets, limit = peeled, limit - 1
+        if limit < 0:
+            return True
+    depth = 0
+    for byte in brackets:
+        if byte == 91:  # '['
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+# ------------------------------------------------------------------ OpenAPI
 
 
 def openapi_document() -> dict[str, Any]:
@@ -96,7 +201,7 @@ def openapi_document() -> dict[str, Any]:
     schema.pop("$schema", None)
     schema.pop("$id", None)
     components["InputTokenCountRequest"] = schema
-    error = {
+    components["Error"] = {
         "type": "object",
         "required": ["error"],
         "properties": {
@@ -112,7 +217,6 @@ def openapi_document() -> dict[str, Any]:
             }
         },
     }
-    components["Error"] = error
     components["InputTokenCount"] = {
         "type": "object",
         "required": ["object", "input_tokens"],
@@ -129,141 +233,223 @@ def openapi_document() -> dict[str, Any]:
         },
         "responses": {
             "200": {
-                "description": "The count. An `x-input-tokens-estimated: true` header marks an estimate.",
+                "description": "The count.",
+                "headers": {
+                    ESTIMATE_HEADER: {
+                        "description": "`true` when the count is an estimate (server-side state, hosted tools).",
+                        "schema": {"type": "string", "enum": ["true"]},
+                    }
+                },
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InputTokenCount"}}},
             },
-            "400": {"description": "Invalid body", **err},
+            "400": {"description": "Invalid body (OpenAI's message, param and code)", **err},
             "401": {"description": "Missing or wrong API key", **err},
+            "404": {"description": "Unknown route", **err},
+            "405": {"description": "Wrong method", **err},
             "413": {"description": "Body over the size limit", **err},
             "415": {"description": "Not a JSON body", **err},
-            "504": {"description": "Counting took longer than the time limit", **err},
+            "500": {"description": "A bug in the server (logged)", **err},
+            "504": {"description": "The request took longer than the time limit", **err},
         },
+    }
+    health = {
+        "operationId": "health",
+        "security": [],
+        "responses": {"200": {"description": "Alive", "content": {"application/json": {"schema": {"type": "object"}}}}},
+    }
+    openapi = {
+        "operationId": "openapi",
+        "responses": {"200": {"description": "This document", "content": {"application/json": {"schema": {}}}}},
     }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "input-tokens", "version": "1", "description": "Offline POST /v1/responses/input_tokens."},
+        "info": {
+            "title": "input-tokens",
+            "version": "1",
+            "description": "Offline, exact POST /v1/responses/input_tokens.",
+        },
         "paths": {
             "/v1/responses/input_tokens": {"post": operation},
             "/responses/input_tokens": {"post": {**operation, "operationId": "countInputTokensShort"}},
-            "/healthz": {
-                "get": {
-                    "operationId": "health",
-                    "responses": {"200": {"description": "Alive", "content": {"application/json": {"schema": {}}}}},
-                }
-            },
+            "/healthz": {"get": health},
+            "/openapi.json": {"get": openapi},
         },
-        "components": {"schemas": components},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        # Only enforced when the server runs with an API key.
+        "security": [{"bearer": []}, {}],
     }
+
+
+# ------------------------------------------------------------------ the app
 
 
 class _App:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self._key = config.api_key.encode() if config.api_key else None
-
-    @cached_property
-    def _openapi(self) -> bytes:
-        return _encoder.encode(openapi_document())
+        self._openapi: bytes | None = None
+        # Under `serve`, access lines skip the logging machinery (a LogRecord costs more than a small
+        # count) and go straight to the batching handler; anywhere else they are plain log records.
+        only = access_log.handlers[0] if len(access_log.handlers) == 1 else None
+        direct = isinstance(only, BufferedStreamHandler) and not access_log.propagate
+        self._access_line = only.add if direct and isinstance(only, BufferedStreamHandler) else _access_record
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-            return
-        if scope["type"] != "http":
+        kind = scope["type"]
+        if kind != "http":
+            if kind == "lifespan":
+                await _lifespan(receive, send)
             return
         started = time.perf_counter()
-        method, path = scope["method"], scope["path"]
         status, tokens = 500, None
         try:
             status, tokens = await self._handle(scope, receive, send)
         except _HTTPError as exc:
             status = exc.status
-            await _respond(send, exc.status, exc.body())
+            await _respond(send, scope, exc.status, exc.body(), exc.headers)
         except Exception:
-            error_log.exception("unhandled error on %s %s", method, path)
+            error_log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             status = 500
-            await _respond(send, 500, _HTTPError(500, "The server had an error while processing your request.").body())
+            try:
+                await _respond(send, scope, 500, _SERVER_ERROR)
+            except Exception:  # the response had started, or the client is gone: nothing left to tell
+                error_log.debug("could not send the 500", exc_info=True)
         finally:
-            ms = (time.perf_counter() - started) * 1000
-            log.info("%s %s %d tokens=%s %.2fms", method, path, status, "-" if tokens is None else tokens, ms)
+            if self.config.access_log and access_log.isEnabledFor(logging.INFO):
+                ms = (time.perf_counter() - started) * 1000
+                n = "-" if tokens is None else tokens
+                self._access_line(f"{scope['method']} {scope['path']} {status} tokens={n} {ms:.2f}ms")
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, int | None]:
         method, path = scope["method"], scope["path"]
         if path == "/healthz":
             _allow(method, path, "GET", "HEAD")
-            await _respond(send, 200, b'{"status":"ok"}')
+            await _respond(send, scope, 200, b'{"status":"ok"}')
             return 200, None
-        self._authorize(scope)
-        if path == "/openapi.json":
-            _allow(method, path, "GET", "HEAD")
-            await _respond(send, 200, self._openapi)
-            return 200, None
-        if path not in COUNT_PATHS:
-            raise _HTTPError(404, f"Invalid URL ({method} {path})")
-        _allow(method, path, "POST")
-        _check_content_type(scope)
-        body = await self._read_body(scope, receive)
-        result = await self._count(body)
-        headers = [(ESTIMATE_HEADER, b"true")] if result.estimated else []
-        await _respond(send, 200, _encoder.encode(result.to_dict()), headers)
-        return 200, result.input_tokens
-
-    def _authorize(self, scope: Scope) -> None:
-        if self._key is None:
-            return
-        supplied = b""
+        authorization = content_type = content_length = None
         for name, value in scope["headers"]:
             if name == b"authorization":
-                supplied = value
-                break
+                authorization = value
+            elif name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                content_length = value
+        if self._key is not None:
+            self._authorize(authorization)
+        if path in COUNT_PATHS:
+            _allow(method, path, "POST")
+        elif path == "/openapi.json":
+            _allow(method, path, "GET", "HEAD")
+            if self._openapi is None:
+                self._openapi = _encoder.encode(openapi_document())
+            await _respond(send, scope, 200, self._openapi)
+            return 200, None
+        else:
+            raise _HTTPError(404, f"Invalid URL ({method} {path})")
+        if content_type is not None:
+            _check_content_type(content_type)
+        limit = self.config.max_body_bytes
+        if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+            raise _too_large(int(content_length), limit)
+        body, deadline = await self._read_body(receive)
+        result = await self._count(body, deadline)
+        await _respond(send, scope, 200, _encoder.encode(result.to_dict()), _ESTIMATED if result.estimated else None)
+        return 200, result.input_tokens
+
+    def _authorize(self, supplied: bytes | None) -> None:
         if not supplied:
             raise _HTTPError(
                 401,
-                "You didn't provide an API key. Provide it in an Authorization header using Bearer auth "
-                "(i.e. Authorization: Bearer YOUR_KEY).",
+                "You didn't provide an API key. You need to provide your API key in an Authorization header "
+                "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
             )
         scheme, _, token = supplied.partition(b" ")
         # compare_digest takes as long whatever the mismatch: the key does not leak through timing.
-        if not (scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self._key)):
+        # The supplied key is never echoed back (OpenAI shows a masked one; nothing at all is safer).
+        valid = hmac.compare_digest(token.strip(), self._key or b"")
+        if not (valid and scheme.lower() == b"bearer"):
             raise _HTTPError(401, "Incorrect API key provided.", code="invalid_api_key")
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+    async def _read_body(self, receive: Receive) -> tuple[bytes, float | None]:
+        """The body, and the loop-clock deadline of the request when reading it had to wait."""
         limit = self.config.max_body_bytes
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                raise _too_large(int(value), limit)
+        message = await receive()
+        # Fast path: the whole body came with the first message (every small body does).
+        if not message.get("more_body", False) and message["type"] == "http.request":
+            body: bytes = message.get("body", b"")
+            if len(body) > limit:
+                raise _too_large(len(body), limit)
+            return body, None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.timeout_seconds
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _HTTPError(400, "The client disconnected before sending the whole body.")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(size, limit)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
-
-    async def _count(self, body: bytes) -> Any:
-        estimate = self.config.estimate
         try:
-            if len(body) <= self.config.inline_bytes:
-                return count(body, estimate=estimate)
-            work = asyncio.to_thread(count, body, estimate=estimate)
-            return await asyncio.wait_for(work, self.config.timeout_seconds)
-        except InputTokensError as exc:
-            raise _from_library(exc) from None
+            async with asyncio.timeout_at(deadline):
+                while True:
+                    if message["type"] == "http.disconnect":
+                        raise _HTTPError(400, "The client disconnected before sending the whole body.")
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large(size, limit)
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(chunks), deadline
+                    message = await receive()
         except TimeoutError:
+            raise self._timeout() from None
+
+    async def _count(self, body: bytes, deadline: float | None) -> Count:
+        config = self.config
+        try:
+            if len(body) <= config.inline_bytes:
+                return self._count_sync(body)
+            if deadline is None:
+                budget = config.timeout_seconds
+            else:
+                budget = max(deadline - asyncio.get_running_loop().time(), 0.001)
+            return await asyncio.wait_for(asyncio.to_thread(self._count_sync, body), budget)
+        except InputTokensError as exc:
+            raise self._from_library(exc) from None
+        except TimeoutError:
+            raise self._timeout() from None
+
+    def _count_sync(self, body: bytes) -> Count:
+        depth = self.config.max_depth
+        if nesting_exceeds(body, depth):
             raise _HTTPError(
-                504, f"Counting took longer than the server's limit of {self.config.timeout_seconds:g}s."
-            ) from None
+                400,
+                f"The JSON body of your request is nested too deeply: this server accepts at most {depth} levels "
+                "of arrays and objects.",
+                code="nesting_too_deep",
+            )
+        return _count_fast(body, self.config.estimate)
+
+    def _from_library(self, exc: InputTokensError) -> _HTTPError:
+        message = getattr(exc, "message", str(exc))
+        if isinstance(exc, UnresolvedError):
+            # The library's hint names its Python API; say what a client of this server can do.
+            message = message.split(" Pass a resolver", 1)[0] + (
+                " This server counts offline and cannot look it up: send the content inline, or run the "
+                "server with --estimate to count the rest and get a result marked by the "
+                f"'{ESTIMATE_HEADER}: true' header."
+            )
+        return _HTTPError(400, message, code=getattr(exc, "code", None), param=getattr(exc, "param", None))
+
+    def _timeout(self) -> _HTTPError:
+        return _HTTPError(
+            504, f"The request took longer than this server's limit of {self.config.timeout_seconds:g}s.", "timeout"
+        )
 
 
-def _from_library(exc: InputTokensError) -> _HTTPError:
-    message = getattr(exc, "message", str(exc))
-    return _HTTPError(400, message, code=getattr(exc, "code", None), param=getattr(exc, "param", None))
+def _access_record(line: str) -> None:
+    # A record built directly: Logger.info would also walk the stack for the caller's file and
+    # line, which is useless here.
+    access_log.handle(access_log.makeRecord(access_log.name, logging.INFO, "", 0, line, (), None))
 
 
 def _too_large(size: int, limit: int) -> _HTTPError:
@@ -274,31 +460,32 @@ def _too_large(size: int, limit: int) -> _HTTPError:
 
 def _allow(method: str, path: str, *methods: str) -> None:
     if method not in methods:
-        raise _HTTPError(405, f"Invalid method for URL ({method} {path}): use {' or '.join(methods)}.")
+        raise _HTTPError(
+            405,
+            f"Invalid method for URL ({method} {path}): use {' or '.join(methods)}.",
+            code="method_not_allowed",
+            headers=[(b"allow", ", ".join(methods).encode())],
+        )
 
 
-def _check_content_type(scope: Scope) -> None:
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            media_type = value.split(b";", 1)[0].strip().lower()
-            if media_type != b"application/json" and not media_type.endswith(b"+json"):
-                raise _HTTPError(
-                    415,
-                    f"Unsupported content type {value.decode('latin-1')!r}: send the body as application/json.",
-                    code="unsupported_media_type",
-                )
-            return
+def _check_content_type(value: bytes) -> None:
+    media_type = value.split(b";", 1)[0].strip().lower()
+    if media_type != b"application/json" and not media_type.endswith(b"+json"):
+        raise _HTTPError(
+            415,
+            f"Unsupported content type {value.decode('latin-1')!r}: send the body as application/json.",
+            code="unsupported_media_type",
+        )
 
 
-async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [_JSON, (b"content-length", str(len(body)).encode()), *(headers or [])],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _respond(
+    send: Send, scope: Scope, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    head = [_JSON, (b"content-length", str(len(body)).encode())]
+    if headers:
+        head += headers
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
@@ -314,38 +501,135 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-def create_app(config: ServerConfig | None = None) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+def create_app(config: ServerConfig | None = None) -> ASGIApp:
     """The ASGI app; `config` defaults to `ServerConfig.from_env()`."""
     return _App(config or ServerConfig.from_env())
 
 
+# ------------------------------------------------------------------ serving
+
+
+class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes in batches: at most every `interval` seconds (from a daemon
+    thread) or every `capacity` records, and whenever a record is WARNING or worse.
+
+    One `write` + `flush` per access line is a system call per request, a large share of a small
+    request's cost; batching keeps the line without the cost.
+    """
+
+    def __init__(self, stream: IO[str] | None = None, capacity: int = 256, interval: float = 0.25) -> None:
+        super().__init__(stream or sys.stderr)
+        self.capacity, self.interval = capacity, interval
+        self.pending: list[str] = []
+        self._second, self._stamp = -1, ""
+        self._stop = threading.Event()
+        threading.Thread(target=self._flusher, name="access-log-flush", daemon=True).start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        with self.lock:  # type: ignore[union-attr]
+            self.pending.append(line)
+            if len(self.pending) < self.capacity and record.levelno < logging.WARNING:
+                return
+        self.flush()
+
+    def add(self, message: str) -> None:
+        """Queue an INFO line of this handler's logger without building a LogRecord: the same line
+        as the `%(asctime)s %(name)s %(message)s` format, for a fraction of the cost."""
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+        line = f"{self._stamp},{int(now * 1000) % 1000:03d} {access_log.name} {message}"
+        with self.lock:  # type: ignore[union-attr]
+            self.pending.append(line)
+            if len(self.pending) < self.capacity:
+                return
+        self.flush()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if not self.pending:
+                return
+            lines, self.pending = self.pending, []
+            try:
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
+            except Exception:
+                pass
+
+    def _flusher(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.flush()
+        super().close()
+
+
+def logging_config() -> dict[str, Any]:
+    """The `logging.config.dictConfig` that `serve` gives granian's workers: granian's own loggers as
+    granian sets them up, plus the access and error loggers of the app, on stderr."""
+    stream = "ext://sys.stderr"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "generic": {"()": "logging.Formatter", "fmt": "[%(levelname)s] %(message)s"},
+            "stamped": {"()": "logging.Formatter", "fmt": "%(asctime)s %(name)s %(message)s"},
+        },
+        "handlers": {
+            "console": {"formatter": "generic", "class": "logging.StreamHandler", "stream": stream},
+            "access": {"formatter": "stamped", "()": "counter._server.BufferedStreamHandler", "stream": stream},
+            "errors": {"formatter": "stamped", "class": "logging.StreamHandler", "stream": stream},
+        },
+        "loggers": {
+            "_granian": {"handlers": ["console"], "level": "INFO", "propagate": False},
+            "granian.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+            "input_tokens.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+            "input_tokens.error": {"handlers": ["errors"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
 def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Serve the app with granian until interrupted (`input-tokens serve`)."""
+    # granian's workers build the app from the target string, so the config travels in the
+    # environment that `ServerConfig.from_env` reads (all of it, so that no stale value leaks in).
+    os.environ.update(config.to_env())
+    run_granian("counter._server:create_app", host=host, port=port, workers=workers, factory=True)
+
+
+def run_granian(
+    target: str, *, host: str, port: int, workers: int, factory: bool = False, working_dir: str | None = None
+) -> None:
+    """Run an ASGI `target` ("module:attribute") on granian as `serve` does; the server benchmark
+    runs its hello-world app through here too, so that both stand on the same stack."""
     try:
+        from pathlib import Path
+
         from granian import Granian
         from granian.constants import Interfaces, Loops
     except ImportError:
         raise ServerUnavailableError(
             "`input-tokens serve` needs the server extra: pip install 'input-tokens[server]'"
         ) from None
-
-    # granian starts its workers as fresh processes that build the app from the target string,
-    # so the config travels in the environment that `ServerConfig.from_env` reads.
-    os.environ["INPUT_TOKENS_MAX_BODY_BYTES"] = str(config.max_body_bytes)
-    os.environ["INPUT_TOKENS_TIMEOUT_SECONDS"] = str(config.timeout_seconds)
-    os.environ["INPUT_TOKENS_ESTIMATE"] = "1" if config.estimate else ""
-    if config.api_key:
-        os.environ["INPUT_TOKENS_API_KEY"] = config.api_key
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     Granian(
-        "counter._server:create_app",
-        factory=True,
+        target,
+        factory=factory,
         address=host,
         port=port,
         workers=workers,
         interface=Interfaces.ASGI,
         loop=Loops.auto,
+        log_dictconfig=logging_config(),
         log_access=False,  # the app writes its own access line, with the token count
         respawn_failed_workers=True,
         backlog=2048,
+        working_dir=Path(working_dir) if working_dir else None,
     ).serve()

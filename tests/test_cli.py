@@ -1,0 +1,259 @@
+"""The `input-tokens` command: one body, --breakdown, --model, JSONL batches, exit codes."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from counter import count, count_input_tokens
+from counter._cli import CREATE_ONLY_KEYS, count_line, main
+
+BODY = {"model": "gpt-4o", "input": "What is the capital of France?"}
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's usage errors
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write(tmp_path: pathlib.Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+# ------------------------------------------------------------------ one body
+
+
+def test_count_one_body(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["count", write(tmp_path, "b.json", json.dumps(BODY))], capsys)
+    assert code == 0
+    assert json.loads(out) == {"object": "response.input_tokens", "input_tokens": count_input_tokens(BODY)}
+    assert err == ""
+
+
+def test_count_from_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(json.dumps(BODY).encode())))
+    code, out, _ = run(["count", "-"], capsys)
+    assert code == 0
+    assert json.loads(out)["input_tokens"] == count_input_tokens(BODY)
+
+
+def test_breakdown(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    body = {"model": "gpt-4o", "instructions": "Be brief.", "input": "Hi"}
+    code, out, _ = run(["count", "--breakdown", write(tmp_path, "b.json", json.dumps(body))], capsys)
+    assert code == 0
+    first, table = out.split("\n", 1)
+    result = count(body)
+    assert json.loads(first)["input_tokens"] == result.input_tokens
+    assert "instructions" in table
+    assert ["total", str(result.input_tokens)] in [line.split()[:2] for line in table.splitlines()]
+    assert "model gpt-4o" in table
+    for part in result.breakdown:
+        assert part.label in table
+
+
+def test_model_override(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "b.json", json.dumps(BODY))
+    code, out, _ = run(["count", "--model", "gpt-4", path], capsys)
+    assert code == 0
+    assert json.loads(out)["input_tokens"] == count_input_tokens(BODY, model="gpt-4")
+
+
+def test_invalid_body_exits_1_with_the_error_on_stderr(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = {"model": "gpt-4o", "input": [{"role": "user", "content": "hi", "foo": 1}]}
+    code, out, err = run(["count", write(tmp_path, "b.json", json.dumps(body))], capsys)
+    assert code == 1
+    assert out == ""
+    error = json.loads(err)["error"]
+    assert (error["param"], error["code"]) == ("input[0].foo", "unknown_parameter")
+
+
+def test_unresolved_exits_1_and_estimate_counts(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    body = {"model": "gpt-4o", "previous_response_id": "resp_1", "input": "and?"}
+    path = write(tmp_path, "b.json", json.dumps(body))
+    code, out, err = run(["count", path], capsys)
+    assert code == 1
+    error = json.loads(err)["error"]
+    assert (error["param"], error["code"]) == ("previous_response_id", "unresolved_reference")
+    assert "--estimate" in error["message"]
+    code, out, err = run(["count", "--estimate", path], capsys)
+    assert code == 0
+    assert json.loads(out)["input_tokens"] == count_input_tokens(body, estimate=True)
+    assert "estimate" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["count", "/no/such/file.json"],
+        ["count", "--model", "no-such-model", "-"],
+        ["count", "--jobs", "2", "-"],
+        ["count", "--jsonl", "--breakdown", "-"],
+        ["count", "--jsonl", "--jobs", "-1", "-"],
+        ["count", "--bogus"],
+        ["frobnicate"],
+        [],
+        ["serve", "--port", "0"],
+        ["serve", "--max-depth", "0"],
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    assert out == ""
+    assert "usage:" in err
+
+
+# ------------------------------------------------------------------ JSONL
+
+
+def jsonl(*lines: Any) -> str:
+    return "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines)
+
+
+def results(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_jsonl_plain_bodies_bad_and_blank_lines(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = {"model": "gpt-4o", "instructions": "Be brief.", "input": "Hello"}
+    bad = {"model": "gpt-4o", "input": 3}
+    text = jsonl(BODY, "", bad, "{not json", "   ", other)
+    code, out, err = run(["count", "--jsonl", write(tmp_path, "b.jsonl", text)], capsys)
+    assert code == 1  # some lines invalid, and the batch went on past them
+    lines = results(out)
+    assert [line["line"] for line in lines] == [1, 3, 4, 6]  # blank lines skipped, numbers kept
+    assert lines[0] == {"line": 1, "object": "response.input_tokens", "input_tokens": count_input_tokens(BODY)}
+    assert lines[1]["error"]["param"] == "input"
+    assert "could not parse" in lines[2]["error"]["message"]
+    assert lines[3]["input_tokens"] == count_input_tokens(other)
+    tokens = count_input_tokens(BODY) + count_input_tokens(other)
+    assert f"4 lines, {tokens} tokens, 2 errors" in err
+
+
+def test_jsonl_all_good_exits_0_and_reads_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(jsonl(BODY, BODY).encode())))
+    code, out, err = run(["count", "--jsonl"], capsys)
+    assert code == 0
+    assert len(results(out)) == 2
+    assert "2 lines" in err
+    assert "\r" not in err  # no progress bar when stderr is not a terminal
+
+
+def test_jsonl_batch_api_lines(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    create = {**BODY, "temperature": 0.2, "stream": False, "store": True, "metadata": {"k": "v"}}
+    lines = [
+        {"custom_id": "a", "method": "POST", "url": "/v1/responses", "body": create},
+        {"custom_id": "b", "method": "POST", "url": "/v1/responses", "body": BODY},
+        {"custom_id": "c", "method": "POST", "url": "/v1/chat/completions", "body": BODY},
+        {"custom_id": "d", "method": "POST", "url": "/v1/responses", "body": {**BODY, "prompt": {"id": "pmpt_1"}}},
+        {"custom_id": "e", "method": "POST", "url": "/v1/responses", "body": {**BODY, "seed": 1}},
+        {"custom_id": "f", "method": "POST", "url": "/v1/responses"},
+    ]
+    code, out, err = run(["count", "--jsonl", write(tmp_path, "batch.jsonl", jsonl(*lines))], capsys)
+    assert code == 1
+    a, b, c, d, e, f = results(out)
+    tokens = count_input_tokens(BODY)
+    assert a == {
+        "custom_id": "a",
+        "object": "response.input_tokens",
+        "input_tokens": tokens,
+        "ignored_keys": ["metadata", "store", "stream", "temperature"],
+    }
+    assert b == {"custom_id": "b", "object": "response.input_tokens", "input_tokens": tokens}
+    assert c["custom_id"] == "c"
+    assert "/v1/chat/completions" in c["error"]["message"]
+    # A stored prompt template changes the count: unresolved, not ignored.
+    assert (d["error"]["param"], d["error"]["code"]) == ("prompt", "unresolved_reference")
+    assert "--estimate" in d["error"]["message"]
+    # A key that is neither a count key nor a known create-only key is OpenAI's unknown parameter.
+    assert (e["error"]["param"], e["error"]["code"]) == ("seed", "unknown_parameter")
+    assert f["custom_id"] == "f"
+    assert "Invalid batch line" in f["error"]["message"]
+    assert "4 errors" in err
+    assert "ignored create-only keys that do not change the count: metadata (1), store (1), stream (1)" in err
+
+
+def test_jsonl_batch_prompt_with_estimate() -> None:
+    line = json.dumps(
+        {"custom_id": "p", "method": "POST", "url": "/v1/responses", "body": {**BODY, "prompt": {"id": "x"}}}
+    )
+    result, tokens, ok, ignored = count_line(line.encode(), 1, estimate=True)
+    assert ok
+    assert tokens == count_input_tokens(BODY)
+    assert json.loads(result) == {
+        "custom_id": "p",
+        "object": "response.input_tokens",
+        "input_tokens": tokens,
+        "estimated": True,
+    }
+    assert ignored == ()
+
+
+def test_create_only_keys_are_not_count_keys() -> None:
+    import generated
+
+    assert not CREATE_ONLY_KEYS & set(generated.REQUEST_SCHEMA["properties"])
+    assert "prompt" not in CREATE_ONLY_KEYS
+
+
+def test_a_bug_on_one_line_is_reported_and_the_batch_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    import counter._cli as cli
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ZeroDivisionError("bug")
+
+    monkeypatch.setattr(cli, "count", broken)
+    result, tokens, ok, _ = count_line(json.dumps(BODY).encode(), 7)
+    assert (tokens, ok) == (0, False)
+    payload = json.loads(result)
+    assert payload["line"] == 7
+    assert "ZeroDivisionError" in payload["error"]["message"]
+
+
+def test_jsonl_model_override(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["count", "--jsonl", "--model", "gpt-4", write(tmp_path, "b.jsonl", jsonl(BODY))], capsys)
+    assert code == 0
+    assert results(out)[0]["input_tokens"] == count_input_tokens(BODY, model="gpt-4")
+
+
+def test_jsonl_jobs_2_matches_jobs_1(tmp_path: pathlib.Path, dev_requests: list[dict[str, Any]]) -> None:
+    import counter._cli as cli
+
+    # Several chunks per worker, so that ordering across the pool is exercised.
+    bodies = [b for b in dev_requests if len(json.dumps(b)) < 20_000][:150]
+    text = jsonl(*bodies, "", "{broken", *bodies)
+    path = write(tmp_path, "dev.jsonl", text)
+    outputs = []
+    script = "import sys, counter._cli as c; c.CHUNK_LINES = 16; sys.exit(c.main(sys.argv[1:]))"
+    for jobs in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, "-c", script, "count", "--jsonl", "--jobs", jobs, path],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 1, done.stderr  # the broken line
+        outputs.append(done.stdout)
+        assert b"1 errors" in done.stderr
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0].splitlines()) == 2 * len(bodies) + 1
+    assert cli.CHUNK_LINES == 256

@@ -1,0 +1,154 @@
+"""`input-tokens serve` as a separate process on loopback, driven by the official openai SDK."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+openai = pytest.importorskip("openai")
+pytest.importorskip("granian")
+
+from counter import count_input_tokens  # noqa: E402 - after the skips
+
+KEY = "sk-sdk-test-0f9e8d"
+#: Keys of a body that `client.responses.input_tokens.count` takes as arguments; others go in extra_body.
+SDK_PARAMS = set(inspect.signature(openai.OpenAI(api_key="x").responses.input_tokens.count).parameters)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    """The server's URL: started once for the module, always stopped."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INPUT_TOKENS_")}
+    env["INPUT_TOKENS_API_KEY"] = KEY  # through the environment, as the CLI recommends
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "counter", "serve", "--host", "127.0.0.1", "--port", str(port), "--max-body-mib", "8"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+                    assert response.status == 200
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"the server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+                if time.monotonic() > deadline:
+                    pytest.fail("the server did not answer /healthz within 20s")
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def client(base_url: str) -> Any:
+    return openai.OpenAI(base_url=f"{base_url}/v1", api_key=KEY, max_retries=0, timeout=10)
+
+
+def sdk_count(client: Any, body: dict[str, Any]) -> int:
+    named = {k: v for k, v in body.items() if k in SDK_PARAMS}
+    extra = {k: v for k, v in body.items() if k not in SDK_PARAMS}
+    response = client.responses.input_tokens.count(**named, extra_body=extra or None)
+    assert response.object == "response.input_tokens"
+    tokens: int = response.input_tokens
+    return tokens
+
+
+def _has_image(body: dict[str, Any]) -> bool:
+    return '"input_image"' in json.dumps(body)
+
+
+def _pick(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """About 20 varied dev bodies: plain text, messages, tools, json_schema formats, images, and
+    function-call histories, the first few of each kind that fit under the server's 8 MiB limit."""
+    kinds: list[Callable[[dict[str, Any]], bool]] = [
+        lambda b: isinstance(b.get("input"), str),
+        lambda b: isinstance(b.get("input"), list) and "tools" not in b and not _has_image(b),
+        lambda b: bool(b.get("tools")),
+        lambda b: ((b.get("text") or {}).get("format") or {}).get("type") == "json_schema",
+        _has_image,
+        lambda b: '"function_call_output"' in json.dumps(b),
+        lambda b: "reasoning" in b or str(b.get("model", "")).startswith(("gpt-5", "o")),
+    ]
+    chosen: list[dict[str, Any]] = []
+    for kind in kinds:
+        matches = [b for b in requests if kind(b) and b not in chosen and len(json.dumps(b)) < 4 * 2**20]
+        chosen += matches[:3]
+    return chosen
+
+
+def test_sdk_counts_equal_the_library(client: Any, dev_requests: list[dict[str, Any]]) -> None:
+    bodies = _pick(dev_requests)
+    assert len(bodies) >= 18
+    for body in bodies:
+        assert sdk_count(client, body) == count_input_tokens(body), body
+
+
+def test_sdk_on_the_unversioned_route(base_url: str) -> None:
+    client = openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0, timeout=10)
+    body = {"model": "gpt-4o", "input": "Hello!"}
+    assert sdk_count(client, body) == count_input_tokens(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "code"),
+    [
+        (
+            {"model": "gpt-4o", "input": [{"role": "user", "content": "hi", "foo": 1}]},
+            "input[0].foo",
+            "unknown_parameter",
+        ),
+        ({"model": "gpt-4o", "input": [{"role": "wizard", "content": "hi"}]}, "input[0].role", "invalid_value"),
+        (
+            {"model": "gpt-4o", "previous_response_id": "resp_abc", "input": "hi"},
+            "previous_response_id",
+            "unresolved_reference",
+        ),
+        ({"model": "not-a-model", "input": "hi"}, "model", "invalid_value"),
+    ],
+)
+def test_sdk_invalid_body_raises_bad_request(client: Any, body: dict[str, Any], param: str, code: str) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk_count(client, body)
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert (error["param"], error["code"], error["type"]) == (param, code, "invalid_request_error")
+    assert caught.value.status_code == 400
+
+
+def test_sdk_wrong_key_raises_authentication_error(base_url: str) -> None:
+    client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="sk-wrong", max_retries=0, timeout=10)
+    with pytest.raises(openai.AuthenticationError) as caught:
+        client.responses.input_tokens.count(model="gpt-4o", input="hi")
+    assert caught.value.status_code == 401
+    assert KEY not in str(caught.value.body)
