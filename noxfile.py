@@ -70,3 +70,13 @@ def bench(session: nox.Session) -> None:
     session.run("python", "tests/bench.py", *session.posargs)
     session.run("python", "tests/bench_server.py")
 
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Coverage-guided fuzzing (atheris) of the decoder, the counter and the image headers; not in `nox`.
+
+    `nox -s fuzz` runs every target for 20000 inputs; `nox -s fuzz -- images -max_total_time=600`
+    one target for 10 minutes. Corpus and crash inputs go to .fuzz/ (tests/fuzz_targets.py).
+    """
+    _install(session, "fuzz")
+    session.run("python", "tests/fuzz_targets.py", *session.posargs)

@@ -13,11 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import msgspec
+
 import generated
 from counter import _encoding
 from counter._decode import decode_request
 from counter._encoding import TokenizerError, counter_for
-from counter._errors import InvalidRequestError
+from counter._errors import InputTokensError, InvalidRequestError
 from counter._models import ModelInfo, UnknownModelError, known_models, lookup_model
 from counter._pieces import Fixed, Text, render_text
 from counter._render import memo_clear, memo_info, render
@@ -122,7 +124,23 @@ def _count(body: Body, model: str | None, resolver: Resolver | None, estimate: b
 
     tokens = counter_for(encoding)
     parts: list[Part] = []
-    for label, pieces, counts in render(request, info, resolver=resolver, estimate=estimate):
+    try:
+        sections = render(request, info, resolver=resolver, estimate=estimate)
+    except InputTokensError:
+        raise
+    except RecursionError:
+        # The decoder stops JSON at about 1000 levels; a parsed mapping can nest deeper (or hold a
+        # cycle) inside free-form fields (tool parameters, schemas), and rendering those recurses.
+        raise InvalidRequestError(
+            "The request is nested too deeply to be counted (about 1000 levels or more, or a cycle).",
+            code="nesting_too_deep",
+        ) from None
+    except (TypeError, ValueError) as exc:
+        error = _not_json(body)
+        if error is None:
+            raise  # a JSON body: a bug here, not the caller's
+        raise error from exc
+    for label, pieces, counts in sections:
         known = counts.get(encoding) if counts is not None else None
         if known is not None:
             parts.append(Part(label, known[0], known[1], render_text(pieces) if text else ""))
@@ -153,6 +171,26 @@ def _count(body: Body, model: str | None, resolver: Resolver | None, estimate: b
         model=name,
         breakdown=tuple(parts),
     )
+
+
+def _not_json(body: Body) -> InvalidRequestError | None:
+    """The 400 for a parsed body that JSON cannot carry; None when the body is JSON.
+
+    Free-form fields (tool parameters, schemas, ...) accept any object of a parsed mapping: a lone
+    surrogate, an integer of 5000 digits or an object that is not JSON fails only when rendered.
+    Such a body could never have been sent, so it is the caller's error. Checked only after
+    rendering failed, so well-formed bodies pay nothing.
+    """
+    if not isinstance(body, Mapping):
+        return None  # JSON text decodes to JSON; a decoded request built by hand is the caller's code
+    try:
+        # msgspec also encodes sets, tuples, bytes, ...: only a body that comes back equal is JSON.
+        if msgspec.json.decode(msgspec.json.encode(body)) == body:
+            return None
+        reason = "it holds values that JSON has no form for (a set, bytes, NaN, ...)"
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        reason = str(exc)
+    return InvalidRequestError(f"The request body is not valid JSON: {reason}.", code="invalid_value")
 
 
 def count(

@@ -65,14 +65,16 @@ def _decode_json(body: bytes | bytearray | memoryview | str) -> Request:
         return _request_decoder.decode(body)
     except msgspec.ValidationError as exc:
         error = exc
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeError):
+        # UnicodeError: bytes that are not UTF-8 inside a string (msgspec raises UnicodeDecodeError,
+        # not DecodeError), or a str with a lone surrogate, which has no UTF-8 form to parse.
         raise _malformed() from None
     # msgspec validates while it parses, so a body can fail validation before the parser reaches its
     # syntax error; OpenAI parses first, so a malformed body must win over a schema error. The parse
     # also serves the untagged path and the error messages.
     try:
         raw = _any_decoder.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeError):
         raise _malformed() from None
     if _MISSING_TAG in str(error) and _supply_tags(raw, copy=False):
         # Converting the parsed objects reuses their strings: cheaper than a second parse.
@@ -230,13 +232,13 @@ def _malformed() -> InvalidRequestError:
 
 _AT = r"(?: - at `\$(?P<path>[^`]*)`)?$"
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"^Object contains unknown field `(?P<field>[^`]*)`" + _AT), "unknown_parameter"),
-    (re.compile(r"^Object missing required field `(?P<field>[^`]*)`" + _AT), "missing_required_parameter"),
-    (re.compile(r"^Expected `str` of length <= (?P<limit>\d+)" + _AT), "string_above_max_length"),
-    (re.compile(r"^Expected `array` of length <= (?P<limit>\d+)" + _AT), "array_above_max_length"),
-    (re.compile(r"^Expected `(?P<expected>[^`]*)`, got `(?P<got>[^`]*)`" + _AT), "invalid_type"),
-    (re.compile(r"^Invalid (?:enum )?value (?P<value>.*?)" + _AT), "invalid_value"),
-    (re.compile(r"^(?P<detail>.*?)" + _AT), "invalid_value"),
+    (re.compile(r"(?s)^Object contains unknown field `(?P<field>[^`]*)`" + _AT), "unknown_parameter"),
+    (re.compile(r"(?s)^Object missing required field `(?P<field>[^`]*)`" + _AT), "missing_required_parameter"),
+    (re.compile(r"(?s)^Expected `str` of length <= (?P<limit>\d+)" + _AT), "string_above_max_length"),
+    (re.compile(r"(?s)^Expected `array` of length <= (?P<limit>\d+)" + _AT), "array_above_max_length"),
+    (re.compile(r"(?s)^Expected `(?P<expected>[^`]*)`, got `(?P<got>[^`]*)`" + _AT), "invalid_type"),
+    (re.compile(r"(?s)^Invalid (?:enum )?value (?P<value>.*?)" + _AT), "invalid_value"),
+    (re.compile(r"(?s)^(?P<detail>.*?)" + _AT), "invalid_value"),
 ]
 
 _TYPE_NAMES = {

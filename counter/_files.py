@@ -18,9 +18,12 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import logging
 import re
+import struct
 import urllib.parse
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import Final
 from xml.etree import ElementTree
@@ -42,6 +45,14 @@ class FileText:
 
 # Bounds: generous for real documents, small enough that one request cannot stall a worker.
 MAX_PDF_PAGES: Final = 2000
+# pypdf extracts text in pure Python at ~30 µs per content-stream operator (and worse on long lines),
+# and a few KB of compressed PDF can hold a million operators, or pages sharing one huge stream:
+# without a bound, a 5 KB file took 12 s and a 200 KB one minutes; now a file takes ~7 s at most.
+# The bound counts the operators pypdf visits (page content and form XObjects) and the decoded
+# page-content bytes it must parse; a dense text page has a few hundred to a few thousand
+# operators and a few tens of KB.
+MAX_PDF_OPERATORS: Final = 100_000
+MAX_PDF_CONTENT_BYTES: Final = 8 * 1024 * 1024
 MAX_ZIP_MEMBER_BYTES: Final = 64 * 1024 * 1024
 
 _TEXT_MIME_PREFIXES: Final = ("text/",)
@@ -90,21 +101,58 @@ def decode_file_data(file_data: str) -> tuple[str, bytes]:
         raise FileError(f"file_data is not valid base64: {exc}") from exc
 
 
+class _OverBudget(Exception):
+    """Raised from pypdf's operator visitor to stop an extraction that went over the bound."""
+
+
 def _pdf_text(data: bytes) -> str:
     # Imported lazily: pypdf costs ~0.1 s to import and most requests carry no PDF.
     import pypdf
     from pypdf.errors import PyPdfError
 
+    # pypdf reports recoverable damage through `logging`; with no handler configured anywhere,
+    # Python's last-resort handler printed it on stderr (a CLI's JSON error got stray lines).
+    # A NullHandler keeps it off stderr; an application that configures logging still sees it.
+    _pypdf_logger.addHandler(_null_handler)
+
+    operators = 0
+
+    def visit(*_: object) -> None:
+        nonlocal operators
+        operators += 1
+        if operators > MAX_PDF_OPERATORS:
+            # Inside a form XObject pypdf swallows the exception and goes on with the page; the
+            # page's next operator raises again outside it, which ends the extraction.
+            raise _OverBudget
+
     try:
         reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
         if len(reader.pages) > MAX_PDF_PAGES:
             raise FileError(f"PDF has {len(reader.pages)} pages (limit {MAX_PDF_PAGES})")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        content_bytes = 0
+        for page in reader.pages:
+            contents = page.get_contents()
+            content_bytes += len(contents.get_data()) if contents is not None else 0
+            if content_bytes > MAX_PDF_CONTENT_BYTES:
+                raise FileError(f"PDF page content exceeds {MAX_PDF_CONTENT_BYTES} bytes: too large to extract")
+        pages = [page.extract_text(visitor_operand_before=visit) or "" for page in reader.pages]
+        if operators > MAX_PDF_OPERATORS:
+            raise _OverBudget
+    except _OverBudget:
+        raise FileError(f"PDF has more than {MAX_PDF_OPERATORS} content operators: too large to extract") from None
     except FileError:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
         raise FileError(f"unreadable PDF: {exc}") from exc
+    except Exception as exc:
+        # pypdf parses hostile bytes in pure Python and can fail in any way (fuzzing found
+        # NotImplementedError for an unknown stream filter): each failure is an unreadable PDF.
+        raise FileError(f"unreadable PDF: {type(exc).__name__}: {exc}") from exc
     return "\n".join(p for p in pages)
+
+
+_pypdf_logger: Final = logging.getLogger("pypdf")
+_null_handler: Final = logging.NullHandler()
 
 
 def _zip_member(z: zipfile.ZipFile, name: str) -> bytes:
@@ -150,6 +198,23 @@ def _xlsx_text(z: zipfile.ZipFile) -> str:
     return "\n".join(lines)
 
 
+# What a damaged zip can raise besides BadZipFile: a corrupt deflate stream (zlib.error, found by
+# fuzzing), a cut one (EOFError), an unknown compression method (NotImplementedError), encryption
+# (RuntimeError), a bad header field (ValueError, OSError, struct.error).
+_ZIP_ERRORS: Final = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    OSError,
+    struct.error,
+    ElementTree.ParseError,
+    KeyError,
+)
+
+
 def file_text(file_data: str, filename: str | None = None) -> FileText:
     """The text OpenAI extracts from an inline file, with an estimate flag."""
     mime, data = decode_file_data(file_data)
@@ -166,7 +231,9 @@ def file_text(file_data: str, filename: str | None = None) -> FileText:
                 return FileText(_docx_text(z), "docx", True, "docx text; framing unknown: estimate")
             if "xl/workbook.xml" in names:
                 return FileText(_xlsx_text(z), "xlsx", True, "xlsx cells; framing unknown: estimate")
-        except (zipfile.BadZipFile, ElementTree.ParseError, KeyError) as exc:
+        except FileError:
+            raise
+        except _ZIP_ERRORS as exc:
             raise FileError(f"unreadable Office file: {exc}") from exc
         raise FileError("unsupported zip-based file type")
     if mime.startswith(_TEXT_MIME_PREFIXES) or mime in _TEXT_MIMES or ext in _TEXT_EXTENSIONS:

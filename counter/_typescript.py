@@ -192,7 +192,7 @@ def _object_body(s: Mapping[str, JSON], ctx: _Ctx, nested_indent: str) -> str:
     props = s.get("properties")
     assert isinstance(props, dict)
     req = s.get("required")
-    required = set(req) if isinstance(req, list) else set()
+    required = {r for r in req if isinstance(r, str)} if isinstance(req, list) else set()
     out = ["{\n"]
     for key, raw in props.items():
         out.append(_property(key, raw, key in required, ctx, nested_indent, top=False))
@@ -282,7 +282,7 @@ def function_declaration(name: str, description: str | None, parameters: JSON) -
         # The parameters object's own description follows its title [API: lsmith-0051].
         heads.append(_comment_lines(pdesc))
     req = params.get("required")
-    required = set(req) if isinstance(req, list) else set()
+    required = {r for r in req if isinstance(r, str)} if isinstance(req, list) else set()
     body = "".join(_property(k, v, k in required, ctx, "", top=True) for k, v in props.items())
     if heads:
         # A title on the parameters object goes after the colon [API, 13 rows; OFF fixture].
