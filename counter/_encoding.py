@@ -225,8 +225,18 @@ _SHORT_MAX_ENTRIES: Final = 65_536
 _short: dict[str, dict[str, int]] = {}
 
 
+_counters: dict[str, Callable[[str], int]] = {}
+
+
 def counter_for(encoding_name: str) -> Callable[[str], int]:
     """A fast `text -> token count` function for one encoding (same result as `count_text`)."""
+    known = _counters.get(encoding_name)
+    if known is None:
+        known = _counters[encoding_name] = _make_counter(encoding_name)
+    return known
+
+
+def _make_counter(encoding_name: str) -> Callable[[str], int]:
     enc = get_encoding(encoding_name)
     short = _short.setdefault(encoding_name, {})
     encode = enc.encode_ordinary

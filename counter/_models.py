@@ -235,6 +235,11 @@ def _from_table(name: str) -> ModelInfo | None:
 
 def lookup_model(model: str) -> ModelInfo:
     """The ``ModelInfo`` for a request's ``model`` string, or ``UnknownModelError``."""
+    # Nearly every request names a model exactly as the table does: one dict lookup, no aliases.
+    if model not in _aliases:
+        info = _TABLE.get(model)
+        if info is not None:
+            return info
     name = model.strip().lower()
     if name.startswith("ft:"):
         # Fine-tuned models are named `ft:<base model>:<org>:<suffix>:<id>` and count like the base.

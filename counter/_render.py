@@ -279,14 +279,21 @@ _FAMILIES: Final[dict[str, FamilyRules]] = {"harmony": HARMONY, "chatml": CHATML
 
 
 _INFO_IDS: Final[dict[ModelInfo, int]] = {}
+_INFO_IDS_BY_OBJECT: Final[dict[int, tuple[ModelInfo, int]]] = {}
 
 
 def _info_id(info: ModelInfo) -> int:
     """A small number standing for a model's rules (family, image rule) in memo keys.
 
-    Models with equal rules share it; hashing it is cheaper than hashing the rules for every item.
+    Models with equal rules share it. Looked up by object first: the table's entries live as long
+    as the process, and hashing a dataclass on every count costs more than the rest of a small one.
     """
-    return _INFO_IDS.setdefault(info, len(_INFO_IDS))
+    known = _INFO_IDS_BY_OBJECT.get(id(info))
+    if known is not None and known[0] is info:
+        return known[1]
+    number = _INFO_IDS.setdefault(info, len(_INFO_IDS))
+    _INFO_IDS_BY_OBJECT[id(info)] = (info, number)  # holding `info` keeps its id from being reused
+    return number
 
 
 def family_rules(info: ModelInfo) -> FamilyRules:
