@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 
@@ -178,15 +178,18 @@ _PRESENCE_CLASSES = frozenset(
 )
 
 
+# Input item kinds that carry tools (additional_tools, tool_search_output): the same rules apply.
+_TOOL_HOLDERS = frozenset(cls for cls in get_args(get_args(generated.InputItem)[0]) if "tools" in cls.__struct_fields__)
+
+
 def _check_presence_rules(request: Request) -> None:
     """Object-level presence rules of the schema (`anyOf` of `required`, `not` `required`)."""
-    _check_presence(request, "")
+    if type(request) in _PRESENCE_CLASSES:
+        _check_presence(request, "")
     if isinstance(request.input, list):
-        # Tools also arrive inside input items (additional_tools, tool_search_output): same rules.
         for index, item in enumerate(request.input):
-            nested = getattr(item, "tools", None)
-            if isinstance(nested, list):
-                _check_tools_presence(nested, f"input[{index}].")
+            if type(item) in _TOOL_HOLDERS:
+                _check_tools_presence(getattr(item, "tools"), f"input[{index}].")  # noqa: B009 - typed union
     if isinstance(request.tools, list):
         _check_tools_presence(request.tools, "")
 
