@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
+import gc
 import json
 import random
 import statistics
 import struct
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -161,10 +163,17 @@ def _time_interleaved(contenders: dict[str, Callable[[], object]], budget: float
     deadline = time.perf_counter() + budget * len(contenders)
     while time.perf_counter() < deadline or min(len(v) for v in samples.values()) < 5:
         for name, fn in contenders.items():
-            t0 = time.perf_counter()
-            for _ in range(per_batch[name]):
-                fn()
-            samples[name].append((time.perf_counter() - t0) / per_batch[name])
+            # As timeit does: no garbage collection inside a timed batch, so that one contender's
+            # garbage is not collected on another's clock.
+            gc.collect()
+            gc.disable()
+            try:
+                t0 = time.perf_counter()
+                for _ in range(per_batch[name]):
+                    fn()
+                samples[name].append((time.perf_counter() - t0) / per_batch[name])
+            finally:
+                gc.enable()
     return {name: statistics.median(v) for name, v in samples.items()}
 
 
@@ -313,6 +322,17 @@ def bench_count(budget: float) -> None:
     )
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Timed regions run without garbage collection, as timeit's do."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1e3
 
@@ -337,18 +357,19 @@ def bench_overhead(budget: float) -> None:
         decode, cold, warm, tokenize = [], [], [], []
         deadline = time.perf_counter() + budget * 4
         while time.perf_counter() < deadline or len(decode) < 10:
-            t0 = time.perf_counter()
-            request = decode_request(payload)
-            t1 = time.perf_counter()
-            memo_clear()
-            t2 = time.perf_counter()
-            render(request, info)
-            t3 = time.perf_counter()
-            render(request, info)
-            t4 = time.perf_counter()
-            for text in texts:
-                enc.encode_ordinary(text)
-            t5 = time.perf_counter()
+            with _no_gc():
+                t0 = time.perf_counter()
+                request = decode_request(payload)
+                t1 = time.perf_counter()
+                memo_clear()
+                t2 = time.perf_counter()
+                render(request, info)
+                t3 = time.perf_counter()
+                render(request, info)
+                t4 = time.perf_counter()
+                for text in texts:
+                    enc.encode_ordinary(text)
+                t5 = time.perf_counter()
             decode.append(t1 - t0)
             cold.append(t3 - t2)
             warm.append(t4 - t3)
@@ -379,11 +400,12 @@ def bench_cache(budget: float) -> None:
         deadline = time.perf_counter() + budget * 4
         while time.perf_counter() < deadline or len(firsts) < 10:
             cache_clear()
-            t0 = time.perf_counter()
-            count_input_tokens(first)
-            t1 = time.perf_counter()
-            count_input_tokens(second)
-            t2 = time.perf_counter()
+            with _no_gc():
+                t0 = time.perf_counter()
+                count_input_tokens(first)
+                t1 = time.perf_counter()
+                count_input_tokens(second)
+                t2 = time.perf_counter()
             firsts.append(t1 - t0)
             nexts.append(t2 - t1)
         f, n = _median_ms(firsts), _median_ms(nexts)
