@@ -930,8 +930,9 @@ def _item_web_search_call(ctx: _Ctx, i: int, item: g.WebSearchCall) -> list[Piec
 
 
 def _item_computer_call(ctx: _Ctx, i: int, item: g.ComputerCall) -> list[Piece]:
+    # Both `action` and `actions` are optional in the reference: with neither, no arguments.
     action = item.actions if isinstance(item.actions, list) else item.action
-    return _guess_call(ctx, "computer_call", "computer", _json(action))
+    return _guess_call(ctx, "computer_call", "computer", _json({} if action is msgspec.UNSET else action))
 
 
 def _item_computer_call_output(ctx: _Ctx, i: int, item: g.ComputerCallOutput) -> list[Piece]:

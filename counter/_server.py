@@ -311,7 +311,7 @@ class _App:
             status = exc.status
             await _respond(send, scope, exc.status, exc.body(), exc.headers)
         except Exception:
-            error_log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            error_log.exception("unhandled error on %s %s", scope.get("method"), _loggable(scope.get("path", "")))
             status = 500
             try:
                 await _respond(send, scope, 500, _SERVER_ERROR)
@@ -321,7 +321,7 @@ class _App:
             if self.config.access_log and access_log.isEnabledFor(logging.INFO):
                 ms = (time.perf_counter() - started) * 1000
                 n = "-" if tokens is None else tokens
-                self._access_line(f"{scope['method']} {scope['path']} {status} tokens={n} {ms:.2f}ms")
+                self._access_line(f"{scope['method']} {_loggable(scope['path'])} {status} tokens={n} {ms:.2f}ms")
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, int | None]:
         method, path = scope["method"], scope["path"]
@@ -444,6 +444,12 @@ class _App:
         return _HTTPError(
             504, f"The request took longer than this server's limit of {self.config.timeout_seconds:g}s.", "timeout"
         )
+
+
+def _loggable(path: str) -> str:
+    """The (percent-decoded) request path for a log line: control characters such as line breaks and
+    terminal escapes written as Python escapes, so that a client cannot forge or garble log lines."""
+    return path if path.isprintable() else path.encode("unicode_escape").decode("ascii")
 
 
 def _access_record(line: str) -> None:
@@ -602,23 +608,44 @@ def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8000, wo
     # granian's workers build the app from the target string, so the config travels in the
     # environment that `ServerConfig.from_env` reads (all of it, so that no stale value leaks in).
     os.environ.update(config.to_env())
-    run_granian("counter._server:create_app", host=host, port=port, workers=workers, factory=True)
+    run_granian(
+        "counter._server:create_app",
+        host=host,
+        port=port,
+        workers=workers,
+        factory=True,
+        header_timeout=config.timeout_seconds,
+    )
 
 
 def run_granian(
-    target: str, *, host: str, port: int, workers: int, factory: bool = False, working_dir: str | None = None
+    target: str,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    factory: bool = False,
+    working_dir: str | None = None,
+    header_timeout: float | None = None,
 ) -> None:
     """Run an ASGI `target` ("module:attribute") on granian as `serve` does; the server benchmark
-    runs its hello-world app through here too, so that both stand on the same stack."""
+    runs its hello-world app through here too, so that both stand on the same stack.
+
+    `header_timeout` (seconds, default granian's 30) closes a connection whose request head has started
+    but not ended in time: `serve` passes the request timeout, which the app enforces on the body only.
+    """
     try:
+        from math import ceil
         from pathlib import Path
 
         from granian import Granian
         from granian.constants import Interfaces, Loops
+        from granian.http import HTTP1Settings
     except ImportError:
         raise ServerUnavailableError(
             "`input-tokens serve` needs the server extra: pip install 'input-tokens[server]'"
         ) from None
+    http1 = None if header_timeout is None else HTTP1Settings(header_read_timeout=ceil(header_timeout * 1000))
     Granian(
         target,
         factory=factory,
@@ -631,5 +658,6 @@ def run_granian(
         log_access=False,  # the app writes its own access line, with the token count
         respawn_failed_workers=True,
         backlog=2048,
+        http1_settings=http1,
         working_dir=Path(working_dir) if working_dir else None,
     ).serve()

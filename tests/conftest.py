@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import pathlib
-from typing import Any
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 import pytest
 
@@ -16,3 +26,92 @@ def dev_requests() -> list[dict[str, Any]]:
     """The recorded request bodies of tests/data/responses_dev.jsonl, in file order."""
     with (DATA / "responses_dev.jsonl").open() as f:
         return [json.loads(line)["request"] for line in f]
+
+
+# ------------------------------------------------------------------ `input-tokens serve` as a process
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServerProcess:
+    """`python -m counter serve` on a loopback port; its stdout and stderr go to files (a pipe that
+    nobody reads would block the server once its buffer is full of access lines)."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    stdout: pathlib.Path
+    stderr: pathlib.Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def workers(self) -> list[int]:
+        """The pids of granian's worker processes (children of the main process)."""
+        pids = []
+        for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the process ended while we looked
+                continue
+            if int(fields[1]) == self.proc.pid:
+                pids.append(int(stat.parent.name))
+        return sorted(pids)
+
+    def logs(self) -> str:
+        """Everything the server wrote so far, stdout then stderr."""
+        return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ServerProcess]]:
+    """A factory: `start_server("--max-body-mib", "8", env={"INPUT_TOKENS_API_KEY": KEY})` starts a
+    server (its options plus `--host 127.0.0.1 --port FREE`), waits until /healthz answers, and
+    returns it. Every server started is stopped at the end of the module."""
+    started: list[tuple[ServerProcess, BinaryIO, BinaryIO]] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
+        port = free_port()
+        folder = tmp_path_factory.mktemp("server")
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("INPUT_TOKENS_")}
+        environ.update(env or {})
+        out, err = (folder / "stdout.log").open("wb"), (folder / "stderr.log").open("wb")
+        command = [sys.executable, "-m", "counter", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
+        proc = subprocess.Popen(command, env=environ, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        server = ServerProcess(proc, port, folder / "stdout.log", folder / "stderr.log")
+        started.append((server, out, err))
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"{server.url}/healthz", timeout=1) as response:
+                    assert response.status == 200
+                return server
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"the server exited: {server.logs()}")
+                if time.monotonic() > deadline:
+                    pytest.fail("the server did not answer /healthz within 20s")
+                time.sleep(0.05)
+
+    try:
+        yield start
+    finally:
+        for server, out, err in started:
+            workers = server.workers()
+            server.proc.terminate()
+            try:
+                server.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                server.proc.kill()
+                server.proc.wait(5)
+            for pid in workers:  # left behind only if the main process had to be killed
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            out.close()
+            err.close()

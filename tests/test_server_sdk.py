@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("granian")
+
+if TYPE_CHECKING:
+    from conftest import ServerProcess
 
 from counter import count_input_tokens  # noqa: E402 - after the skips
 
@@ -25,49 +22,11 @@ KEY = "sk-sdk-test-0f9e8d"
 SDK_PARAMS = set(inspect.signature(openai.OpenAI(api_key="x").responses.input_tokens.count).parameters)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    """The server's URL: started once for the module, always stopped."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INPUT_TOKENS_")}
-    env["INPUT_TOKENS_API_KEY"] = KEY  # through the environment, as the CLI recommends
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "counter", "serve", "--host", "127.0.0.1", "--port", str(port), "--max-body-mib", "8"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
-                    assert response.status == 200
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(f"the server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-                if time.monotonic() > deadline:
-                    pytest.fail("the server did not answer /healthz within 20s")
-                time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        if proc.stderr:
-            proc.stderr.close()
+def base_url(start_server: Callable[..., ServerProcess]) -> str:
+    """The server's URL: started once for the module (tests/conftest.py stops it)."""
+    # The key through the environment, as the CLI recommends.
+    return start_server("--max-body-mib", "8", env={"INPUT_TOKENS_API_KEY": KEY}).url
 
 
 @pytest.fixture(scope="module")
