@@ -2,11 +2,12 @@
 
 No web framework: four routes do not need one, and every microsecond of framework is paid on every
 request of a gateway. `serve` runs it on granian (HTTP parsing in Rust, one event loop per worker
-process, respawned workers); `create_app` works under any ASGI server. tests/bench_server.py measures
-the app and a hello-world app on granian and on uvicorn (uvloop + httptools) side by side. On the
-shared, busy 2-core development machine hello-world was a tie (0.95x-1.36x between runs), but this
-app, whose time goes into counting, answered 1.06x-1.54x more small bodies per second on uvicorn in
-four runs: the stack is up for re-measurement on a quiet machine (only `run_granian` would change).
+process, respawned workers, a header read timeout); `create_app` works under any ASGI server.
+tests/bench_server.py measures the app and a hello-world app on granian and on uvicorn (uvloop +
+httptools) side by side. On the 2-core development machine the two stacks are within noise of each
+other: hello-world 0.95x-1.36x between runs, this app 0.87x-1.14x (granian over uvicorn, small
+bodies, the last run). Granian is kept for what the stress tests need from the stack: it rejects
+malformed HTTP itself (400/414/431) and bounds a stalled request head, which the app cannot do.
 
 Routes: `POST /v1/responses/input_tokens` and `POST /responses/input_tokens` (the count), `GET /healthz`
 (never asks for the key), `GET /openapi.json` (built from schema/). With an API key configured, every
