@@ -5,8 +5,8 @@ request of a gateway. `serve` runs it on granian (HTTP parsing in Rust, one even
 process, respawned workers, a header read timeout); `create_app` works under any ASGI server.
 tests/bench_server.py measures the app and a hello-world app on granian and on uvicorn (uvloop +
 httptools) side by side. On the 2-core development machine the two stacks are within noise of each
-other: hello-world 0.95x-1.36x between runs, this app 0.87x-1.14x (granian over uvicorn, small
-bodies, the last run). Granian is kept for what the stress tests need from the stack: it rejects
+other: hello-world 0.95x-1.36x between runs, this app 0.65x-1.14x (granian over uvicorn, small
+bodies, five runs on a busy machine). Granian is kept for what the stress tests need of the stack: it rejects
 malformed HTTP itself (400/414/431) and bounds a stalled request head, which the app cannot do.
 
 Routes: `POST /v1/responses/input_tokens` and `POST /responses/input_tokens` (the count), `GET /healthz`
