@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
 __all__ = [
@@ -43,21 +42,29 @@ _MAX_NESTING: Final = 64
 
 def _dumps(value: JSON) -> str:
     # Literals inside comments and unions are JSON (harmony uses serde_json::to_string [OFF]).
+    if isinstance(value, str) and value.isprintable() and '"' not in value and "\\" not in value:
+        # Enum members are mostly plain words, which JSON writes verbatim between quotes: json.dumps
+        # costs ~20x more than this, on every member of every enum of every tool.
+        return f'"{value}"'
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _comment_lines(text: str) -> str:
     # One `// line` per line; harmony renders descriptions line by line [OFF].
+    if "\n" not in text:
+        return f"// {text}\n"
     return "".join(f"// {line}\n" for line in text.split("\n"))
 
 
-@dataclass
 class _Ctx:
     """Definitions for `$ref` resolution and the refs currently being expanded (cycle guard)."""
 
-    defs: Mapping[str, JSON]
-    active: list[str] = field(default_factory=list)
-    nesting: int = 0
+    __slots__ = ("active", "defs", "nesting")
+
+    def __init__(self, defs: Mapping[str, JSON]) -> None:
+        self.defs = defs
+        self.active: list[str] = []
+        self.nesting = 0
 
     def resolve(self, schema: JSON) -> tuple[Mapping[str, JSON], str | None]:
         """The schema with a local `$ref` replaced by its target, and the ref followed (if any).
@@ -99,11 +106,11 @@ def _type_text(s: Mapping[str, JSON], ctx: _Ctx, nested_indent: str) -> str:
     """The type expression of one schema (no trailing comma or comments)."""
     if ctx.nesting >= _MAX_NESTING:
         return "any"
+    # No try/finally: an exception abandons the whole rendering, and this context with it.
     ctx.nesting += 1
-    try:
-        return _type_text_inner(s, ctx, nested_indent)
-    finally:
-        ctx.nesting -= 1
+    text = _type_text_inner(s, ctx, nested_indent)
+    ctx.nesting -= 1
+    return text
 
 
 def _type_text_inner(s: Mapping[str, JSON], ctx: _Ctx, nested_indent: str) -> str:

@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from counter._typescript import (
+from counter._typescript import (  # _dumps: its shortcut is checked against json.dumps
+    _dumps,
     custom_tool_declaration,
     function_declaration,
     namespace_block,
@@ -352,3 +355,10 @@ UNCOVERED = [
 @pytest.mark.parametrize(("schema", "rendered"), [u[1:] for u in UNCOVERED], ids=[u[0] for u in UNCOVERED])
 def test_uncovered_keywords_closest_rule(schema: dict[str, Any], rendered: str) -> None:
     assert body({"p": schema}, ("p",)) == f"p: {rendered},\n"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text() | st.from_regex(r"[a-z_ ]{0,12}", fullmatch=True))
+def test_literal_shortcut_is_json(value: str) -> None:
+    """Plain strings skip json.dumps (a hot path): the text must be exactly what JSON writes."""
+    assert _dumps(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
