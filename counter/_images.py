@@ -53,11 +53,16 @@ class ImageSize:
 # ---------------------------------------------------------------------------------------------
 
 _NOT_B64: Final = re.compile(r"[^A-Za-z0-9+/]")  # whitespace, padding and junk are dropped
-_URLSAFE: Final = str.maketrans("-_", "+/")
 
 
 def data_url_payload(url: str) -> tuple[str, str, bool]:
     """Split ``data:<mime>[;base64],<payload>`` into (mime, payload, is_base64)."""
+    mime, start, is_b64 = _data_url_header(url)
+    return mime, url[start:], is_b64
+
+
+def _data_url_header(url: str) -> tuple[str, int, bool]:
+    """(mime, index where the payload starts, is_base64): the payload itself is not copied."""
     if not url[:5].lower() == "data:":
         raise ImageError("not a data URL (only inline data:...;base64 images can be sized offline)")
     comma = url.find(",")
@@ -66,18 +71,26 @@ def data_url_payload(url: str) -> tuple[str, str, bool]:
     header = url[5:comma]
     params = header.split(";")
     mime = params[0].strip().lower()
-    is_b64 = any(p.strip().lower() == "base64" for p in params[1:])
-    return mime, url[comma + 1 :], is_b64
+    # `data:image/png;base64,` is nearly every image: answered without a loop.
+    is_b64 = params[-1] == "base64" and len(params) > 1
+    if not is_b64:
+        is_b64 = any(p.strip().lower() == "base64" for p in params[1:])
+    return mime, comma + 1, is_b64
 
 
 class _PrefixReader:
-    """Decodes only a prefix of a base64 string, growing it when a parser asks for more."""
+    """Decodes only a prefix of a base64 string, growing it when a parser asks for more.
 
-    def __init__(self, payload: str) -> None:
-        self._payload = payload
+    The payload is read in place from ``start``: slicing it out of a multi-MB data URL would copy
+    it, and the size of an image must cost the same whatever its byte count.
+    """
+
+    def __init__(self, text: str, start: int = 0) -> None:
+        self._text = text
+        self._start = start
         self._chars = 0  # how many payload characters the current prefix came from
         self._data = b""
-        self._complete = not payload
+        self._complete = start >= len(text)
 
     def get(self, end: int) -> bytes:
         """At least ``end`` bytes of the decoded data, or all of it if shorter."""
@@ -88,9 +101,11 @@ class _PrefixReader:
         return self._data
 
     def _decode_prefix(self, n_chars: int) -> None:
-        chunk = self._payload[:n_chars]
-        self._complete = n_chars >= len(self._payload)
-        clean = _NOT_B64.sub("", chunk.translate(_URLSAFE))
+        chunk = self._text[self._start : self._start + n_chars]
+        self._complete = self._start + n_chars >= len(self._text)
+        if "-" in chunk or "_" in chunk:  # url-safe alphabet (str.translate is slow: only when needed)
+            chunk = chunk.replace("-", "+").replace("_", "/")
+        clean = _NOT_B64.sub("", chunk)
         if not self._complete:
             clean = clean[: len(clean) - len(clean) % 4]
         elif len(clean) % 4 == 1:
@@ -234,6 +249,29 @@ def _size(r: _Reader) -> ImageSize:
     return ImageSize(w, h, fmt)
 
 
+def _png_or_gif_size(url: str, start: int) -> ImageSize | None:
+    """The common case in one step: a PNG or GIF, whose size lies in its first 24 bytes, with
+    clean base64 there. None for anything else, which takes the general path (same result)."""
+    chunk = url[start : start + 32]
+    if len(chunk) < 32:
+        return None
+    try:
+        head = binascii.a2b_base64(chunk, strict_mode=True)  # 24 bytes; any junk raises
+    except ValueError:  # binascii.Error, or a non-ASCII character
+        return None
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        w, h = struct.unpack(">II", head[16:24])
+        fmt = "png"
+    elif head[:6] in (b"GIF87a", b"GIF89a"):
+        w, h = struct.unpack("<HH", head[6:10])
+        fmt = "gif"
+    else:
+        return None
+    if w <= 0 or h <= 0:
+        return None  # the general path says what is wrong
+    return ImageSize(w, h, fmt)
+
+
 def image_size_from_bytes(data: bytes) -> ImageSize:
     """Dimensions of an image given as raw bytes (header only)."""
     return _size(_BytesReader(data))
@@ -241,12 +279,13 @@ def image_size_from_bytes(data: bytes) -> ImageSize:
 
 def image_size(url: str) -> ImageSize:
     """Dimensions of an image given as a ``data:`` URL, decoding only the header bytes."""
-    _, payload, is_b64 = data_url_payload(url)
+    _, start, is_b64 = _data_url_header(url)
     if is_b64:
-        return _size(_PrefixReader(payload))
+        fast = _png_or_gif_size(url, start)
+        return fast if fast is not None else _size(_PrefixReader(url, start))
     # Percent-encoded data URLs are rare for images; they are decoded whole (the payload string
     # is already in memory, so this is at most its own size).
-    return _size(_BytesReader(urllib.parse.unquote_to_bytes(payload)))
+    return _size(_BytesReader(urllib.parse.unquote_to_bytes(url[start:])))
 
 
 # ---------------------------------------------------------------------------------------------

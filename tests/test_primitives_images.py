@@ -20,9 +20,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from counter._encoding import count_text
-from counter._images import (
+from counter._images import (  # _size, _PrefixReader: the general path, to check the shortcut against
     ImageError,
     ImageSize,
+    _PrefixReader,
+    _size,
     data_url_payload,
     image_size,
     image_size_from_bytes,
@@ -315,6 +317,26 @@ def test_random_bytes_after_a_magic_raise_only_image_error(magic: bytes, tail: b
             continue
         assert size.width > 0
         assert size.height > 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_MAGICS), st.binary(max_size=60), st.sampled_from(["", " ", "\n", "-", "é"]), st.integers(0, 40))
+def test_the_png_and_gif_shortcut_agrees_with_the_general_reader(magic: bytes, tail: bytes, junk: str, at: int) -> None:
+    """image_size reads PNG and GIF sizes in one step when the base64 is clean: same answer, same errors."""
+    payload = base64.b64encode(magic + tail).decode()
+    payload = payload[:at] + junk + payload[at:]
+
+    def general() -> ImageSize | str:
+        try:
+            return _size(_PrefixReader(payload))
+        except ImageError as exc:
+            return str(exc)
+
+    try:
+        got: ImageSize | str = image_size(f"data:image/png;base64,{payload}")
+    except ImageError as exc:
+        got = str(exc)
+    assert got == general()
 
 
 @settings(max_examples=200, deadline=None)
