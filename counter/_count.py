@@ -21,7 +21,7 @@ from counter._decode import decode_request
 from counter._encoding import TokenizerError, counter_for
 from counter._errors import InputTokensError, InvalidRequestError
 from counter._models import ModelInfo, UnknownModelError, known_models, lookup_model
-from counter._pieces import Fixed, Text, render_text
+from counter._pieces import Special, render_text
 from counter._render import memo_clear, memo_info, render
 from counter._resolve import Resolver
 
@@ -69,7 +69,7 @@ class Count:
 
     `estimated` is true when any part is an estimate (hosted tools, stored call ids, reasoning
     items, unresolved state under `estimate=True`, ...); `sum(p.tokens for p in breakdown)` is
-    always `input_tokens`.
+    always `input_tokens` (the breakdown is empty when counted with `breakdown=False`).
     """
 
     input_tokens: int
@@ -111,7 +111,7 @@ def get_default_model() -> str:
     return _default_model
 
 
-def _count(body: Body, model: str | None, resolver: Resolver | None, estimate: bool, *, text: bool) -> Count:
+def _count(body: Body, model: str | None, resolver: Resolver | None, estimate: bool, breakdown: bool) -> Count:
     request = decode_request(body)
     if model is not None:
         name = model
@@ -123,7 +123,6 @@ def _count(body: Body, model: str | None, resolver: Resolver | None, estimate: b
     encoding = info.encoding
 
     tokens = counter_for(encoding)
-    parts: list[Part] = []
     try:
         sections = render(request, info, resolver=resolver, estimate=estimate)
     except InputTokensError:
@@ -140,37 +139,40 @@ def _count(body: Body, model: str | None, resolver: Resolver | None, estimate: b
         if error is None:
             raise  # a JSON body: a bug here, not the caller's
         raise error from exc
+    parts: list[Part] = []
+    total = 0
+    any_estimated = False
     for label, pieces, counts in sections:
         known = counts.get(encoding) if counts is not None else None
         if known is not None:
-            parts.append(Part(label, known[0], known[1], render_text(pieces) if text else ""))
-            continue
-        # The hot loop of every count, kept flat: one pass, no helper calls but the tokenizer's.
-        n = 0
-        estimated = False
-        try:
-            for piece in pieces:
-                if isinstance(piece, Text):
-                    n += tokens(piece.text)
-                else:
-                    n += piece.n
-                    if isinstance(piece, Fixed) and piece.estimated:
-                        estimated = True
-        except TokenizerError as exc:
-            param = label.split(" ", 1)[0] if label != "priming" else None
-            where = f"the text of '{param}'" if param else "the prompt's framing"
-            raise InvalidRequestError(
-                f"{where} could not be tokenized: {exc}", param=param, code="invalid_value"
-            ) from None
-        if counts is not None:
-            counts[encoding] = (n, estimated)
-        parts.append(Part(label, n, estimated, render_text(pieces) if text else ""))
-    return Count(
-        input_tokens=sum(p.tokens for p in parts),
-        estimated=any(p.estimated for p in parts),
-        model=name,
-        breakdown=tuple(parts),
-    )
+            n, estimated = known
+        else:
+            # The hot loop of every count, kept flat: one pass, no helper calls but the tokenizer's.
+            n = 0
+            estimated = False
+            try:
+                for piece in pieces:
+                    cls = piece.__class__
+                    if cls is str:
+                        n += tokens(piece)  # type: ignore[arg-type]  # narrowed by the class test
+                    elif cls is Special:
+                        n += piece.n  # type: ignore[union-attr]  # narrowed by the class test
+                    else:
+                        n += piece.n  # type: ignore[union-attr]  # a Fixed
+                        estimated = estimated or piece.estimated  # type: ignore[union-attr]  # a Fixed
+            except TokenizerError as exc:
+                param = label.split(" ", 1)[0] if label != "priming" else None
+                where = f"the text of '{param}'" if param else "the prompt's framing"
+                raise InvalidRequestError(
+                    f"{where} could not be tokenized: {exc}", param=param, code="invalid_value"
+                ) from None
+            if counts is not None:
+                counts[encoding] = (n, estimated)
+        total += n
+        any_estimated = any_estimated or estimated
+        if breakdown:
+            parts.append(Part(label, n, estimated, render_text(pieces)))
+    return Count(input_tokens=total, estimated=any_estimated, model=name, breakdown=tuple(parts))
 
 
 def _not_json(body: Body) -> InvalidRequestError | None:
@@ -199,6 +201,7 @@ def count(
     model: str | None = None,
     resolver: Resolver | None = None,
     estimate: bool = False,
+    breakdown: bool = True,
 ) -> Count:
     """Count the input tokens of a Responses-API request body, as `POST /v1/responses/input_tokens` would.
 
@@ -215,8 +218,11 @@ def count(
     is asked of `resolver`. Unanswered, it raises `UnresolvedError`, unless `estimate=True`: then the
     rest is counted (a remote image as the model's worst case, stored items as 0) and the result is
     marked `estimated`.
+
+    `breakdown=False` leaves `Count.breakdown` empty: the same total and `estimated`, without the
+    per-section parts and their readable texts (what a server that only sends the total needs).
     """
-    return _count(body, model, resolver, estimate, text=True)
+    return _count(body, model, resolver, estimate, breakdown)
 
 
 def count_input_tokens(
@@ -226,8 +232,8 @@ def count_input_tokens(
     resolver: Resolver | None = None,
     estimate: bool = False,
 ) -> int:
-    """`count(...).input_tokens`, without building the readable breakdown texts."""
-    return _count(body, model, resolver, estimate, text=False).input_tokens
+    """`count(...).input_tokens`, without building the breakdown."""
+    return _count(body, model, resolver, estimate, False).input_tokens
 
 
 def cache_info() -> dict[str, dict[str, int]]:

@@ -4,15 +4,16 @@ A rendered request is a flat sequence of pieces:
 
 - ``Special(n)``: ``n`` special tokens (``<|start|>``, ``<|end|>``, ...), 1 token each
   (RENDERING.md header [OFF]).
-- ``Text(text)``: ordinary text, tokenized on its own. Pieces are never merged across a
+- a plain ``str``: ordinary text, tokenized on its own. Pieces are never merged across a
   boundary: the API tokenizes a role name, a recipient and a content separately, so a count is a
-  sum over pieces (RENDERING.md header [API]).
+  sum over pieces (RENDERING.md header [API]). Texts are the most numerous pieces (a 200-item
+  history has ~600), so they are the strings themselves, with no wrapper object to allocate.
 - ``Fixed(n, estimated, why)``: a cost known as a number rather than as text: image and file
   costs, fitted framing constants, hidden hosted-tool prompts. ``estimated`` marks numbers that
   are not exact for the request at hand; ``why`` says where the number comes from.
 
-Every piece carries a short ``why`` (which item or rule produced it) so that a breakdown or a
-failing test can print the rendering next to the count.
+Specials and fixed costs carry a short ``why`` (which token or rule produced them) so that a
+breakdown or a failing test can print the rendering next to the count.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Fixed", "Piece", "Special", "Text", "render_text"]
+__all__ = ["Fixed", "Piece", "Special", "render_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,27 +32,21 @@ class Special:
 
 
 @dataclass(frozen=True, slots=True)
-class Text:
-    text: str
-    why: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class Fixed:
     n: int
     estimated: bool = False
     why: str = ""
 
 
-Piece = Special | Text | Fixed
+Piece = str | Special | Fixed
 
 
 def render_text(pieces: Iterable[Piece]) -> str:
     """A human-readable rendering: text verbatim, specials by name, fixed costs as ``<+n:why>``."""
     out = []
     for p in pieces:
-        if isinstance(p, Text):
-            out.append(p.text)
+        if isinstance(p, str):
+            out.append(p)
         elif isinstance(p, Special):
             out.append((p.why if p.why.startswith("<|") else "<|special|>") * p.n)
         else:

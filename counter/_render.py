@@ -38,7 +38,7 @@ from counter._files import FileError, FileText, file_text
 from counter._images import ImageError, ImageSize, image_size, image_size_from_bytes, image_tokens
 from counter._lru import BoundedLRU
 from counter._models import ImageRule, ModelInfo, PatchRule
-from counter._pieces import Fixed, Piece, Special, Text
+from counter._pieces import Fixed, Piece, Special
 from counter._resolve import Resolver
 from counter._response_format import response_format_section
 from counter._typescript import custom_tool_declaration, function_declaration, namespace_block
@@ -49,7 +49,7 @@ __all__ = ["CHATML", "HARMONY", "FamilyRules", "Section", "family_rules", "rende
 class Section(NamedTuple):
     """One labelled part of the rendered prompt: `(label, pieces, counts)`.
 
-    `counts` is shared by every rendering of the same content (see `_render_item`): the counter
+    `counts` is shared by every rendering of the same tools (see `render`): the counter
     stores `{encoding: (tokens, estimated)}` there, so a section seen before is not counted again.
     """
 
@@ -79,11 +79,11 @@ IM_END: Final = Special(1, "<|im_end|>")
 # ------------------------------------------------------------------------------------------------
 
 # Texts that recur in every call and output: built once (pieces are immutable).
-_ASSISTANT: Final = Text("assistant")
-_COMMENTARY: Final = Text("commentary")
-_SPACE: Final = Text(" ")
-_JSON: Final = Text("json")
-_TO_ASSISTANT: Final = Text(" to=assistant")
+_ASSISTANT: Final = "assistant"
+_COMMENTARY: Final = "commentary"
+_SPACE: Final = " "
+_JSON: Final = "json"
+_TO_ASSISTANT: Final = " to=assistant"
 
 MessageTemplate: TypeAlias = Callable[[str, str | None, Sequence[Piece]], list[Piece]]
 CallTemplate: TypeAlias = Callable[[str, Sequence[Piece], bool], list[Piece]]
@@ -93,15 +93,14 @@ OutputTemplate: TypeAlias = Callable[[str, Sequence[Piece], bool], list[Piece]]
 def _harmony_message(role: str, channel: str | None, body: Sequence[Piece]) -> list[Piece]:
     # <|start|>ROLE[<|channel|>CH]<|message|>TEXT<|end|>: 4 + T, 6 + T with a channel
     # (RENDERING.md §1 [API]; harmony_fixtures/test_dropping_cot_by_default.txt [OFF]).
-    head: list[Piece] = [START, Text(role)]
-    if channel is not None:
-        head += [CHANNEL, Text(channel)]
-    return [*head, MESSAGE, *body, END]
+    if channel is None:
+        return [START, role, MESSAGE, *body, END]
+    return [START, role, CHANNEL, channel, MESSAGE, *body, END]
 
 
 def _chatml_message(role: str, channel: str | None, body: Sequence[Piece]) -> list[Piece]:
     # <|im_start|>ROLE<|im_sep|>TEXT<|im_end|>: 4 + T for every role (RENDERING.md §1 [API]).
-    return [IM_START, Text(role), IM_SEP, *body, IM_END]
+    return [IM_START, role, IM_SEP, *body, IM_END]
 
 
 def _harmony_call(recipient: str, body: Sequence[Piece], json: bool) -> list[Piece]:
@@ -109,29 +108,29 @@ def _harmony_call(recipient: str, body: Sequence[Piece], json: bool) -> list[Pie
     # [OFF: harmony_fixtures/test_does_not_drop_if_ongoing_analysis.txt; API: 103 = 103 on one
     # gpt-5 case, RENDERING.md §3]. Without `json` (freeform input): no constrain [GUESS, §3].
     if json:
-        return [START, _ASSISTANT, Text(f" to={recipient}"), CHANNEL, _COMMENTARY, _SPACE, CONSTRAIN, _JSON,
+        return [START, _ASSISTANT, f" to={recipient}", CHANNEL, _COMMENTARY, _SPACE, CONSTRAIN, _JSON,
                 MESSAGE, *body, CALL]  # fmt: skip
-    return [START, _ASSISTANT, Text(f" to={recipient}"), CHANNEL, _COMMENTARY, MESSAGE, *body, CALL]
+    return [START, _ASSISTANT, f" to={recipient}", CHANNEL, _COMMENTARY, MESSAGE, *body, CALL]
 
 
 def _chatml_call(recipient: str, body: Sequence[Piece], json: bool) -> list[Piece]:
     # 3 + T("assistant to=functions.NAME") + T(ARGS) (RENDERING.md §3 [API], exact without `id`).
-    return [IM_START, Text(f"assistant to={recipient}"), IM_SEP, *body, IM_END]
+    return [IM_START, f"assistant to={recipient}", IM_SEP, *body, IM_END]
 
 
 def _harmony_output(sender: str, body: Sequence[Piece], ongoing: bool) -> list[Piece]:
     if ongoing:
         # After the last user message: <|start|>functions.NAME<|message|>OUT<|end|>
         # [API, 4 rows on 3 models; OFF test_does_not_drop_if_ongoing_analysis.txt].
-        return [START, Text(sender), MESSAGE, *body, END]
+        return [START, sender, MESSAGE, *body, END]
     # Before it: <|start|>functions.NAME to=assistant<|channel|>commentary<|message|>OUT<|end|>
     # [API, 1 row: weak; OFF test_tool_response_parsing.txt].
-    return [START, Text(sender), _TO_ASSISTANT, CHANNEL, _COMMENTARY, MESSAGE, *body, END]
+    return [START, sender, _TO_ASSISTANT, CHANNEL, _COMMENTARY, MESSAGE, *body, END]
 
 
 def _chatml_output(sender: str, body: Sequence[Piece], ongoing: bool) -> list[Piece]:
     # 3 + T("functions.NAME") + T(OUTPUT) (RENDERING.md §3 [API]).
-    return [IM_START, Text(sender), IM_SEP, *body, IM_END]
+    return [IM_START, sender, IM_SEP, *body, IM_END]
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +196,7 @@ HARMONY: Final = FamilyRules(
     call=_harmony_call,
     output=_harmony_output,
     # <|start|>assistant: +2 (RENDERING.md §1 [API]).
-    priming=(START, Text("assistant")),
+    priming=(START, "assistant"),
     # Instructions and system items are developer messages, no `# Instructions` header (§1 [API]).
     system_role="developer",
     # The <|channel|>final pair adds 2 to an assistant message (§1 [API, 4 cases]).
@@ -239,7 +238,7 @@ CHATML: Final = FamilyRules(
     call=_chatml_call,
     output=_chatml_output,
     # <|im_start|>assistant<|im_sep|>: +3 (RENDERING.md §1 [API]).
-    priming=(IM_START, Text("assistant"), IM_SEP),
+    priming=(IM_START, "assistant", IM_SEP),
     system_role="system",
     assistant_channel=None,
     tools_header="",
@@ -306,12 +305,6 @@ def family_rules(info: ModelInfo) -> FamilyRules:
 # ------------------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Entry:
-    param: str  # OpenAI path of the item: "input[3]", "input", "previous_response_id[0]"
-    item: Any  # a member of generated.InputItem
-
-
 class _Ctx:
     """One rendering: the request, the model, the flattened history and the caller's resolver."""
 
@@ -326,7 +319,10 @@ class _Ctx:
         self.estimate = estimate
         self.instructions = request.instructions if isinstance(request.instructions, str) else ""
         self.has_tools = isinstance(request.tools, list) and bool(request.tools)
-        self.entries: list[_Entry] = []
+        # The flattened history (see _flatten): each item (a member of generated.InputItem) and its
+        # OpenAI path ("input[3]", "input", "previous_response_id[0]"), in two lists: no object per item.
+        self.items: list[Any] = []
+        self.params: list[str] = []
         self.call_names: dict[str, str] = {}
         self.last_user = -1
         self.is_call: list[bool] = []  # per entry, padded: is_call[k + 1] is entry k (see _flatten)
@@ -405,20 +401,26 @@ def _content(ctx: _Ctx, content: str | Sequence[Any], path: str, where: _Where) 
     """Content parts: texts concatenated into one piece, then media (RENDERING.md §1 [API], exact on
     164/168 message rows); on ChatML +1 when images come without any text part (§3 [API, 7 rows])."""
     if isinstance(content, str):
-        return [Text(content)]
+        return [content]
     texts: list[str] = []
     media: list[Piece] = []
     images = False
+    input_text, output_text = g.InputText, g.OutputText
     for j, part in enumerate(content):
+        cls = part.__class__
+        if cls is input_text or cls is output_text:  # nearly every part: no handler call
+            texts.append(part.text)
+            continue
         text, pieces = _dispatch(_PART_HANDLERS, part, "content part")(ctx, part, f"{path}[{j}]", where)
         if text is not None:
             texts.append(text)
         media += pieces
-        images = images or isinstance(part, g.InputImage)
-    out: list[Piece] = [Text("".join(texts))] if texts else []
-    out += media
-    if images and not texts and ctx.fam.image_only_content:
-        out.append(Fixed(ctx.fam.image_only_content, False, "images without text [API, 7 rows, §3]"))
+        images = images or cls is g.InputImage
+    out: list[Piece] = ["".join(texts)] if texts else []
+    if media:
+        out += media
+        if images and not texts and ctx.fam.image_only_content:
+            out.append(Fixed(ctx.fam.image_only_content, False, "images without text [API, 7 rows, §3]"))
     return out
 
 
@@ -441,7 +443,7 @@ def _image(ctx: _Ctx, url: str | None, file_id: str | None, detail: str, path: s
     size: ImageSize
     if url is not None and url[:5].lower() == "data:":
         try:
-            size = _data_url_size(url)
+            size = image_size(url)
         except ImageError as exc:
             raise InvalidRequestError(
                 f"Invalid image in '{path}.image_url': {exc}", param=f"{path}.image_url", code="invalid_value"
@@ -497,7 +499,7 @@ def _file(ctx: _Ctx, part: g.InputFile, path: str, where: _Where) -> list[Piece]
         raise InvalidRequestError(f"Invalid file in '{param}': {exc}", param=param, code="invalid_value") from None
     frame = ctx.fam.file_in_message if where == "message" else ctx.fam.file_in_output
     estimated = ft.estimated or ctx.fam.file_framing_estimated
-    return [Text(ft.text), Fixed(frame, estimated, f"{ft.kind} file framing [FIT §7]; {ft.why}")]
+    return [ft.text, Fixed(frame, estimated, f"{ft.kind} file framing [FIT §7]; {ft.why}")]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -505,24 +507,25 @@ def _file(ctx: _Ctx, part: g.InputFile, path: str, where: _Where) -> list[Piece]
 # ------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _ToolOut:
+class _ToolOut(NamedTuple):  # a NamedTuple: built once per tool, at a third of a frozen dataclass's cost
     decl: tuple[str, ...] = ()  # a declaration in `namespace functions`, as tokenized segments
     function_noprops: bool = False  # a function tool without properties
     described: bool = False
     after: tuple[Piece, ...] = ()  # costs after the namespace block
 
 
-# Agents resend the same tools and response formats every turn: their renderings are remembered by
-# content (the schema's JSON bytes), which is the same key whatever object the body decoded into.
+# Agents resend the same tools and response formats every turn: the whole tools section is
+# remembered by the tools' content (see `render`), and a response format by its schema's JSON bytes,
+# which is the same key whatever object the body decoded into. Single declarations are not: keying
+# each one (encode, hash, insert) costs about a third of rendering it.
 _MemoKey: TypeAlias = tuple[str, str | None, bytes]
-_DECLARATIONS: Final[BoundedLRU[_MemoKey, tuple[str, ...]]] = BoundedLRU(lambda k: len(k[2]), 4_000_000, 4096)
 _FORMATS: Final[BoundedLRU[_MemoKey, str]] = BoundedLRU(lambda k: len(k[2]), 4_000_000, 1024)
 
 
-# Images and files come back every turn too, inline: their sizes and extracted texts are remembered
-# by the data itself (weighed in characters), so a conversation's media is parsed once.
-_IMAGE_SIZES: Final[BoundedLRU[str, ImageSize]] = BoundedLRU(len, 16_000_000, 4096)
+# Files come back every turn too, inline: their extracted texts are remembered by the data itself
+# (weighed in characters), so a conversation's documents are parsed once. Image sizes are not: the
+# header costs a few µs to read whatever the image's size, while hashing a data URL for a key costs
+# ~1 ms per MB.
 _FILE_TEXTS: Final[BoundedLRU[tuple[str, str | None], FileText]] = BoundedLRU(lambda k: len(k[0]), 16_000_000, 1024)
 # Every generated class and its `type` tag, for section labels.
 _TAGS: Final[dict[type, str]] = {
@@ -536,10 +539,8 @@ _TOOLS: Final[BoundedLRU[tuple[int, bool, bytes], tuple[tuple[Piece, ...], dict[
     lambda k: len(k[2]), 4_000_000, 1024
 )
 _MEMOS: Final[dict[str, BoundedLRU[Any, Any]]] = {
-    "declarations": _DECLARATIONS,
     "response_formats": _FORMATS,
     "tools": _TOOLS,
-    "image_sizes": _IMAGE_SIZES,
     "file_texts": _FILE_TEXTS,
 }
 
@@ -555,14 +556,6 @@ def memo_clear() -> None:
         memo.clear()
 
 
-def _data_url_size(url: str) -> ImageSize:
-    size = _IMAGE_SIZES.get(url)
-    if size is None:
-        size = image_size(url)
-        _IMAGE_SIZES.put(url, size)
-    return size
-
-
 def _file_text(file_data: str, filename: str | None) -> FileText:
     key = (file_data, filename)
     text = _FILE_TEXTS.get(key)
@@ -570,15 +563,6 @@ def _file_text(file_data: str, filename: str | None) -> FileText:
         text = file_text(file_data, filename)
         _FILE_TEXTS.put(key, text)
     return text
-
-
-def _declaration(name: str, description: str | None, parameters: Any) -> tuple[str, ...]:
-    key = (name, description, msgspec.json.encode(parameters))
-    decl = _DECLARATIONS.get(key)
-    if decl is None:
-        decl = function_declaration(name, description, parameters)
-        _DECLARATIONS.put(key, decl)
-    return decl
 
 
 def _format_section(name: str, description: str | None, schema: Any) -> str:
@@ -597,11 +581,8 @@ def _has_props(parameters: Mapping[str, Any] | None) -> bool:
 def _tool_function(ctx: _Ctx, tool: g.FunctionTool) -> _ToolOut:
     # TypeScript-like declaration in the `functions` namespace (RENDERING.md §2 [OFF, API]).
     description = tool.description if isinstance(tool.description, str) else None
-    return _ToolOut(
-        decl=_declaration(tool.name, description, tool.parameters),
-        function_noprops=not _has_props(tool.parameters),
-        described=bool(description),
-    )
+    decl = function_declaration(tool.name, description, tool.parameters)
+    return _ToolOut(decl, not _has_props(tool.parameters), bool(description))
 
 
 def _custom_tool(ctx: _Ctx, tool: g.CustomTool) -> _ToolOut:
@@ -612,7 +593,7 @@ def _custom_tool(ctx: _Ctx, tool: g.CustomTool) -> _ToolOut:
     after: list[Piece] = [Fixed(fam.custom_tool, fam.custom_tool_estimated, "custom tool [FIT §5]")]
     if isinstance(tool.format, g.CustomToolGrammarFormat):
         after += [
-            Text(tool.format.definition.strip()),
+            tool.format.definition.strip(),
             Fixed(fam.grammar, fam.custom_tool_estimated, "custom tool grammar [FIT §5]"),
         ]
     return _ToolOut(decl=(custom_tool_declaration(tool.name, description),), after=tuple(after))
@@ -625,7 +606,7 @@ def _tool_namespace(ctx: _Ctx, tool: g.NamespaceTool) -> _ToolOut:
     head = f"## {tool.name}\n\n" if ctx.fam.tools_header else ""
     comment = "".join(f"// {line}\n" for line in tool.description.strip().splitlines()) if tool.description else ""
     text = head + comment + namespace_block(decls, tool.name)
-    return _ToolOut(after=(Text(text), Fixed(0, True, "namespace tool: rendering not public (estimate)")))
+    return _ToolOut(after=(text, Fixed(0, True, "namespace tool: rendering not public (estimate)")))
 
 
 def _inner_function(tool: g.NamespaceFunctionTool) -> str:
@@ -674,7 +655,7 @@ def _functions_block(ctx: _Ctx, outs: Sequence[_ToolOut], header: str) -> list[P
     first = decls[0]
     head = header + "namespace functions {\n\n" + first[0]
     rest = "".join(first[1:]) + "".join("\n\n" + "".join(d) for d in decls[1:]) + "\n\n} // namespace functions"
-    return [Text(head), Text(rest)] if len(first) > 1 else [Text(head + rest)]
+    return [head, rest] if len(first) > 1 else [head + rest]
 
 
 def _tools_pieces(ctx: _Ctx, tools: Sequence[Any]) -> list[Piece]:
@@ -712,7 +693,7 @@ def _choice_function(ctx: _Ctx, choice: g.ToolChoiceFunction | g.ToolChoiceCusto
     estimated = isinstance(choice, g.ToolChoiceCustom)  # custom: same as function (estimate)
     if n is None:
         return [Fixed(0, True, "named custom tool choice (estimate)")] if estimated else []
-    return [Fixed(n, estimated, f"named tool choice {n} + T(name) [FIT, 4 rows §2]"), Text(choice.name)]
+    return [Fixed(n, estimated, f"named tool choice {n} + T(name) [FIT, 4 rows §2]"), choice.name]
 
 
 def _choice_hosted(ctx: _Ctx, choice: msgspec.Struct) -> list[Piece]:
@@ -748,7 +729,7 @@ def _format_json_schema(ctx: _Ctx, fmt: g.ResponseFormatTextJSONSchemaConfig) ->
     # `# Response Formats\n\n## name\n\n[// description\n]<compact JSON>` (RENDERING.md §5 [API]).
     fam = ctx.fam
     description = fmt.description if isinstance(fmt.description, str) else None
-    out: list[Piece] = [Text(_format_section(fmt.name, description, fmt.schema))]
+    out: list[Piece] = [_format_section(fmt.name, description, fmt.schema)]
     estimated = fam.response_format_estimated_with_context and bool(ctx.instructions or ctx.has_tools)
     if fam.response_format_framing or estimated:
         why = "response format framing [FIT §5]" + (" next to instructions/tools: estimate" if estimated else "")
@@ -778,7 +759,7 @@ def _guessed(kind: str) -> Fixed:
 
 def _guess_call(ctx: _Ctx, kind: str, recipient: str, args: str, *, json: bool = True) -> list[Piece]:
     # Built-in tool calls: rendered like a function call of their JSON arguments [GUESS, §3].
-    return [*ctx.fam.call(recipient, [Text(args)], json), _guessed(kind)]
+    return [*ctx.fam.call(recipient, [args], json), _guessed(kind)]
 
 
 def _guess_output(ctx: _Ctx, i: int, kind: str, sender: str, body: Sequence[Piece]) -> list[Piece]:
@@ -793,7 +774,7 @@ def _item_message(ctx: _Ctx, i: int, item: g.Message) -> list[Piece]:
     if role == "assistant" and fam.assistant_channel is not None:
         # `phase` probably names the channel, same cost [GUESS §1].
         channel = "commentary" if item.phase == "commentary" else fam.assistant_channel
-    return fam.message(role, channel, _content(ctx, item.content, f"{ctx.entries[i].param}.content", "message"))
+    return fam.message(role, channel, _content(ctx, item.content, f"{ctx.params[i]}.content", "message"))
 
 
 def _neighbour_is_call(ctx: _Ctx, i: int) -> bool:
@@ -802,7 +783,7 @@ def _neighbour_is_call(ctx: _Ctx, i: int) -> bool:
 
 def _item_function_call(ctx: _Ctx, i: int, item: g.FunctionCall) -> list[Piece]:
     namespace = item.namespace if isinstance(item.namespace, str) else "functions"
-    out = ctx.fam.call(f"{namespace}.{item.name}", [Text(item.arguments)], True)
+    out = ctx.fam.call(f"{namespace}.{item.name}", [item.arguments], True)
     if isinstance(item.namespace, str):
         out.append(Fixed(0, True, "function call in a namespace (estimate)"))
     if isinstance(item.id, str) and ctx.fam.stored_call_id and not _neighbour_is_call(ctx, i):
@@ -820,7 +801,7 @@ def _output_sender(ctx: _Ctx, call_id: str) -> tuple[str, list[Piece]]:
 
 def _item_function_call_output(ctx: _Ctx, i: int, item: g.FunctionCallOutput) -> list[Piece]:
     sender, extra = _output_sender(ctx, item.call_id)
-    body = _content(ctx, item.output, f"{ctx.entries[i].param}.output", "output")
+    body = _content(ctx, item.output, f"{ctx.params[i]}.output", "output")
     return [*ctx.fam.output(sender, body, i > ctx.last_user), *extra]
 
 
@@ -832,7 +813,7 @@ def _item_custom_tool_call(ctx: _Ctx, i: int, item: g.CustomToolCall) -> list[Pi
 
 def _item_custom_tool_call_output(ctx: _Ctx, i: int, item: g.CustomToolCallOutput) -> list[Piece]:
     sender, extra = _output_sender(ctx, item.call_id)
-    body = _content(ctx, item.output, f"{ctx.entries[i].param}.output", "output")
+    body = _content(ctx, item.output, f"{ctx.params[i]}.output", "output")
     return [*_guess_output(ctx, i, "custom_tool_call_output", sender, body), *extra]
 
 
@@ -846,7 +827,7 @@ def _item_reasoning(ctx: _Ctx, i: int, item: g.Reasoning) -> list[Piece]:
     if i < ctx.last_user:
         # Before the last user message the API drops it [API, exact on a 314-token case, §4].
         return []
-    param = ctx.entries[i].param
+    param = ctx.params[i]
     for attempt in range(2):
         if isinstance(item.encrypted_content, str) and item.encrypted_content:
             # ≈ the reasoning tokens of the response that produced it: 0.16 * len - 174,
@@ -857,7 +838,7 @@ def _item_reasoning(ctx: _Ctx, i: int, item: g.Reasoning) -> list[Piece]:
         if text:
             # The raw chain of thought as an analysis message [OFF: harmony_fixtures/
             # test_does_not_drop_if_ongoing_analysis.txt]; the API's count of it: estimate.
-            return [*ctx.fam.message("assistant", "analysis", [Text(text)]), _guessed("reasoning text")]
+            return [*ctx.fam.message("assistant", "analysis", [text]), _guessed("reasoning text")]
         if attempt or ctx.resolver is None:
             break
         found = ctx.resolver.item(item.id)
@@ -892,7 +873,7 @@ def _item_additional_tools(ctx: _Ctx, i: int, item: g.AdditionalTools) -> list[P
     decls = ["".join(o.decl) for o in outs if o.decl]
     pieces: list[Piece] = []
     if decls:
-        pieces.append(Text("# Tools\n\n## functions\n\n" + namespace_block(decls)))
+        pieces.append("# Tools\n\n## functions\n\n" + namespace_block(decls))
     pieces.append(Fixed(84, True, "additional_tools hidden framing [FIT, one request]"))
     for o in outs:
         pieces += o.after
@@ -903,7 +884,7 @@ def _item_tool_search_output(ctx: _Ctx, i: int, item: g.ToolSearchOutput) -> lis
     # The loaded tool definitions: rendered as their declarations (estimate).
     outs = [_dispatch(_TOOL_HANDLERS, tool, "tool")(ctx, tool) for tool in item.tools]
     decls = ["".join(o.decl) for o in outs if o.decl]
-    body: list[Piece] = [Text(namespace_block(decls))] if decls else []
+    body: list[Piece] = [namespace_block(decls)] if decls else []
     for o in outs:
         body += o.after
     return _guess_output(ctx, i, "tool_search_output", "tool_search", body)
@@ -921,7 +902,7 @@ def _item_item_reference(ctx: _Ctx, i: int, item: g.ItemReference) -> list[Piece
 def _item_file_search_call(ctx: _Ctx, i: int, item: g.FileSearchCall) -> list[Piece]:
     out = _guess_call(ctx, "file_search_call", "file_search", _json({"queries": item.queries}))
     if isinstance(item.results, list) and item.results:
-        out += _guess_output(ctx, i, "file_search_call results", "file_search", [Text(_json(item.results))])
+        out += _guess_output(ctx, i, "file_search_call results", "file_search", [_json(item.results)])
     return out
 
 
@@ -940,7 +921,7 @@ def _item_computer_call_output(ctx: _Ctx, i: int, item: g.ComputerCallOutput) ->
     shot = item.output
     url = shot.image_url if isinstance(shot.image_url, str) else None
     file_id = shot.file_id if isinstance(shot.file_id, str) else None
-    image = _image(ctx, url, file_id, "auto", f"{ctx.entries[i].param}.output")
+    image = _image(ctx, url, file_id, "auto", f"{ctx.params[i]}.output")
     return _guess_output(ctx, i, "computer_call_output", "computer", [image])
 
 
@@ -948,7 +929,7 @@ def _item_code_interpreter_call(ctx: _Ctx, i: int, item: g.CodeInterpreterCall) 
     out = _guess_call(ctx, "code_interpreter_call", "python", item.code or "", json=False)
     logs = [o.logs for o in item.outputs or [] if isinstance(o, g.CodeInterpreterOutputLogs)]
     if logs:
-        out += _guess_output(ctx, i, "code_interpreter_call outputs", "python", [Text("\n".join(logs))])
+        out += _guess_output(ctx, i, "code_interpreter_call outputs", "python", ["\n".join(logs)])
     return out
 
 
@@ -972,7 +953,7 @@ def _item_local_shell_call(ctx: _Ctx, i: int, item: g.LocalShellCall) -> list[Pi
 
 
 def _item_local_shell_call_output(ctx: _Ctx, i: int, item: g.LocalShellCallOutput) -> list[Piece]:
-    return _guess_output(ctx, i, "local_shell_call_output", "local_shell", [Text(item.output)])
+    return _guess_output(ctx, i, "local_shell_call_output", "local_shell", [item.output])
 
 
 def _item_shell_call(ctx: _Ctx, i: int, item: g.ShellCall) -> list[Piece]:
@@ -981,7 +962,7 @@ def _item_shell_call(ctx: _Ctx, i: int, item: g.ShellCall) -> list[Piece]:
 
 def _item_shell_call_output(ctx: _Ctx, i: int, item: g.ShellCallOutput) -> list[Piece]:
     text = "\n".join(part for o in item.output for part in (o.stdout, o.stderr) if part)
-    return _guess_output(ctx, i, "shell_call_output", "shell", [Text(text)])
+    return _guess_output(ctx, i, "shell_call_output", "shell", [text])
 
 
 def _item_apply_patch_call(ctx: _Ctx, i: int, item: g.ApplyPatchCall) -> list[Piece]:
@@ -990,11 +971,11 @@ def _item_apply_patch_call(ctx: _Ctx, i: int, item: g.ApplyPatchCall) -> list[Pi
 
 def _item_apply_patch_call_output(ctx: _Ctx, i: int, item: g.ApplyPatchCallOutput) -> list[Piece]:
     text = item.output if isinstance(item.output, str) else ""
-    return _guess_output(ctx, i, "apply_patch_call_output", "apply_patch", [Text(text)])
+    return _guess_output(ctx, i, "apply_patch_call_output", "apply_patch", [text])
 
 
 def _item_mcp_list_tools(ctx: _Ctx, i: int, item: g.McpListTools) -> list[Piece]:
-    return _guess_output(ctx, i, "mcp_list_tools", item.server_label, [Text(_json(item.tools))])
+    return _guess_output(ctx, i, "mcp_list_tools", item.server_label, [_json(item.tools)])
 
 
 def _item_mcp_approval_request(ctx: _Ctx, i: int, item: g.McpApprovalRequest) -> list[Piece]:
@@ -1005,7 +986,7 @@ def _item_mcp_approval_response(ctx: _Ctx, i: int, item: g.McpApprovalResponse) 
     text = "approved" if item.approve else "denied"
     if isinstance(item.reason, str) and item.reason:
         text += f": {item.reason}"
-    return _guess_output(ctx, i, "mcp_approval_response", "mcp_approval", [Text(text)])
+    return _guess_output(ctx, i, "mcp_approval_response", "mcp_approval", [text])
 
 
 def _item_mcp_call(ctx: _Ctx, i: int, item: g.McpCall) -> list[Piece]:
@@ -1013,7 +994,7 @@ def _item_mcp_call(ctx: _Ctx, i: int, item: g.McpCall) -> list[Piece]:
     out = _guess_call(ctx, "mcp_call", recipient, item.arguments)
     result = item.output if isinstance(item.output, str) else item.error if isinstance(item.error, str) else None
     if result is not None:
-        out += _guess_output(ctx, i, "mcp_call output", recipient, [Text(result)])
+        out += _guess_output(ctx, i, "mcp_call output", recipient, [result])
     return out
 
 
@@ -1103,8 +1084,9 @@ for _fam in _FAMILIES.values():
 
 
 def _flatten(ctx: _Ctx, sections: list[Section]) -> None:
-    """Stored history, then the input, as one list of entries; item references resolved."""
+    """Stored history, then the input, as one list of items; item references resolved."""
     request, resolver = ctx.request, ctx.resolver
+    items_out, params = ctx.items, ctx.params
     previous = request.previous_response_id if isinstance(request.previous_response_id, str) else None
     conversation = request.conversation
     conversation_id = conversation if isinstance(conversation, str) else None
@@ -1123,39 +1105,52 @@ def _flatten(ctx: _Ctx, sections: list[Section]) -> None:
         else:
             for k, value in enumerate(stored):
                 param = f"{field_name}[{k}]"
-                ctx.entries.append(_Entry(param, ctx.decode_item(value, param, "items_before()")))
+                items_out.append(ctx.decode_item(value, param, "items_before()"))
+                params.append(param)
 
     items = request.input
     if isinstance(items, str):
         # A string input is one user message [OFF].
-        ctx.entries.append(_Entry("input", g.Message(role="user", content=items)))
+        items_out.append(g.Message(role="user", content=items))
+        params.append("input")
     elif isinstance(items, list):
+        base = len(params)
+        items_out += items
+        params += [f"input[{k}]" for k in range(len(items))]
         for k, item in enumerate(items):
-            param = f"input[{k}]"
-            if isinstance(item, g.ItemReference):
+            if item.__class__ is g.ItemReference:
+                param = params[base + k]
                 found = resolver.item(item.id) if resolver is not None else None
                 if found is None:
                     ctx.unresolved(
                         param, f"'{param}' is an item_reference to {item.id!r}, an item stored on OpenAI's servers."
                     )
                 else:
-                    item = ctx.decode_item(found, param, "item()")
-                    if isinstance(item, g.ItemReference):
+                    resolved = ctx.decode_item(found, param, "item()")
+                    if isinstance(resolved, g.ItemReference):
                         raise InvalidRequestError(
                             f"The resolver's item for '{param}' is itself an item_reference.",
                             param=param,
                             code="invalid_value",
                         )
-            ctx.entries.append(_Entry(param, item))
+                    items_out[base + k] = resolved
 
-    for k, entry in enumerate(ctx.entries):
-        if isinstance(entry.item, (g.FunctionCall, g.CustomToolCall)):  # a tuple: faster than a union
-            namespace = entry.item.namespace if isinstance(entry.item.namespace, str) else "functions"
-            ctx.call_names[entry.item.call_id] = f"{namespace}.{entry.item.name}"
-        elif isinstance(entry.item, g.Message) and entry.item.role == "user":
+    # One pass for what handlers read about their neighbours: call names by call_id, the last user
+    # message, and which items are function calls (padded on both ends so that a neighbour lookup
+    # never checks bounds).
+    is_call = [False]
+    call_names = ctx.call_names
+    function_call, custom_call, message = g.FunctionCall, g.CustomToolCall, g.Message
+    for k, item in enumerate(items_out):
+        cls = item.__class__
+        if cls is function_call or cls is custom_call:
+            namespace = item.namespace if isinstance(item.namespace, str) else "functions"
+            call_names[item.call_id] = f"{namespace}.{item.name}"
+        elif cls is message and item.role == "user":
             ctx.last_user = k
-    # Padded on both ends so that a neighbour lookup never checks bounds.
-    ctx.is_call = [False, *(type(e.item) is g.FunctionCall for e in ctx.entries), False]
+        is_call.append(cls is function_call)
+    is_call.append(False)
+    ctx.is_call = is_call
 
 
 def render(
@@ -1175,7 +1170,7 @@ def render(
     sections: list[Section] = []
     if ctx.instructions:
         # A system (ChatML) or developer (harmony) message; "" adds nothing (§1 [API]).
-        sections.append(Section("instructions", fam.message(fam.system_role, None, [Text(ctx.instructions)])))
+        sections.append(Section("instructions", fam.message(fam.system_role, None, [ctx.instructions])))
     if isinstance(request.tools, list) and request.tools:
         key = (ctx.info_id, bool(ctx.instructions), msgspec.json.encode(request.tools))
         tools = _TOOLS.get(key)
@@ -1198,39 +1193,15 @@ def render(
         sections.append(Section("reasoning.mode", [Fixed(1537, True, "reasoning mode pro (estimate)")]))
 
     _flatten(ctx, sections)
-    memo = ctx.resolver is None and not ctx.estimate
-    for k, entry in enumerate(ctx.entries):
-        handler = _dispatch(_ITEM_HANDLERS, entry.item, "input item")
-        label = f"{entry.param} {_TAGS[type(entry.item)]}"
-        if memo:
-            pieces, counts = _render_item(ctx, k, entry.item, handler)
-            sections.append(Section(label, pieces, counts))
-        else:
-            sections.append(Section(label, handler(ctx, k, entry.item)))
+    # Items are rendered afresh on every count. Remembering them by content cost more than it saved:
+    # the key (each item encoded and hashed, ~3.5 µs an item on tests/bench.py's large body, whose
+    # items carry images) costs about what rendering the item does, and a next turn measured the same
+    # with and without it. What a next turn saves is tokenizing, and the text cache keeps that.
+    handlers, tags, new = _ITEM_HANDLERS, _TAGS, tuple.__new__  # locals: this loop runs per item
+    for k, (item, param) in enumerate(zip(ctx.items, ctx.params, strict=True)):
+        cls = item.__class__
+        handler = handlers.get(cls) or _dispatch(handlers, item, "input item")
+        # tuple.__new__ builds the NamedTuple without its Python-level __new__ (half the cost).
+        sections.append(new(Section, (f"{param} {tags[cls]}", handler(ctx, k, item), None)))
     sections.append(Section("priming", fam.priming))
     return sections
-
-
-# A history is resent whole every turn: each item's rendering is remembered by its content and by
-# everything an item handler reads from the context. That is the model (image rule, family), the
-# item's place relative to the last user message, whether a neighbour is a function call, and the
-# name its call_id resolves to. Positions and paths only reach error messages, which are not
-# remembered. Items that may ask a resolver are never remembered (see `render`).
-_ItemKey: TypeAlias = tuple[int, bool, bool, str | None, bytes]
-_ITEMS: Final[BoundedLRU[_ItemKey, tuple[tuple[Piece, ...], dict[str, tuple[int, bool]]]]] = BoundedLRU(
-    lambda k: len(k[4]), 16_000_000, 100_000
-)
-_MEMOS["items"] = _ITEMS
-
-
-def _render_item(
-    ctx: _Ctx, k: int, item: Any, handler: Callable[[_Ctx, int, Any], list[Piece]]
-) -> tuple[tuple[Piece, ...], dict[str, tuple[int, bool]]]:
-    call_id = getattr(item, "call_id", None)
-    sender = ctx.call_names.get(call_id) if isinstance(call_id, str) else None
-    key = (ctx.info_id, k > ctx.last_user, _neighbour_is_call(ctx, k), sender, msgspec.json.encode(item))
-    hit = _ITEMS.get(key)
-    if hit is None:
-        hit = (tuple(handler(ctx, k, item)), {})
-        _ITEMS.put(key, hit)
-    return hit

@@ -61,18 +61,6 @@ COUNT_PATHS = frozenset({"/v1/responses/input_tokens", "/responses/input_tokens"
 ESTIMATE_HEADER = "x-input-tokens-estimated"
 MiB = 1024 * 1024
 
-try:  # The count without the breakdown's readable texts: the server only sends the total.
-    from counter._count import _count as _core
-
-    def _count_fast(body: bytes, estimate: bool) -> Count:
-        return _core(body, None, None, estimate, text=False)
-
-except ImportError:  # pragma: no cover - the private core was renamed: the public call is as exact
-
-    def _count_fast(body: bytes, estimate: bool) -> Count:
-        return count(body, estimate=estimate)
-
-
 @dataclass(frozen=True)
 class ServerConfig:
     """Limits and options of the server; every field has a safe default."""
@@ -428,7 +416,8 @@ class _App:
                 "of arrays and objects.",
                 code="nesting_too_deep",
             )
-        return _count_fast(body, self.config.estimate)
+        # Only the total and `estimated` are sent: no breakdown to build.
+        return count(body, estimate=self.config.estimate, breakdown=False)
 
     def _from_library(self, exc: InputTokensError) -> _HTTPError:
         message = getattr(exc, "message", str(exc))

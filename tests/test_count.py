@@ -490,7 +490,7 @@ def _count_or_error(body: dict[str, Any]) -> object:
 
 
 def test_caches_never_change_a_count() -> None:
-    """Every memo (texts, tool declarations, items, media) is keyed by all that the count depends on:
+    """Every memo (texts, tool lists, response formats, files) is keyed by all that the count depends on:
     counting each dev body cold, then all of them again warm and in another order, agrees."""
     bodies = _dev_requests()
     cold = []
@@ -507,8 +507,8 @@ def test_cache_info_reports_every_cache() -> None:
         {"model": "gpt-4o", "input": "word " * 100, "tools": [{"type": "function", "name": "f", "parameters": {}}]}
     )
     info = counter.cache_info()
-    assert set(info) >= {"text", "declarations", "items", "tools", "image_sizes", "file_texts"}
+    assert set(info) >= {"text", "tools", "response_formats", "file_texts"}
     assert info["text"]["entries"] == 1
-    assert info["items"]["entries"] == 1
+    assert info["tools"]["entries"] == 1
     counter.cache_clear()
     assert all(v["entries"] == 0 for v in counter.cache_info().values())

@@ -36,7 +36,7 @@ import pytest
 
 from counter import decode_request
 from counter._models import lookup_model
-from counter._pieces import Special, Text
+from counter._pieces import Special
 from counter._render import Section, render
 
 FIXTURES = Path(__file__).parent / "data" / "harmony_fixtures"
@@ -71,8 +71,8 @@ def our_tokens(sections: list[Section]) -> list[str]:
                 assert p.n == 1, p
                 assert _SPECIAL.fullmatch(p.why), p
                 tokens.append(p.why)
-            elif isinstance(p, Text):
-                tokens.append(p.text)
+            elif isinstance(p, str):
+                tokens.append(p)
     return _merge(tokens)
 
 
@@ -191,7 +191,7 @@ def test_function_tools(name: str) -> None:
     assert tools_text.startswith("# Tools\n\n## functions\n\n")
 
     by_label = {section.label: section.pieces for section in sections}
-    assert "".join(p.text for p in by_label["tools"] if isinstance(p, Text)) == tools_text
+    assert "".join(p for p in by_label["tools"] if isinstance(p, str)) == tools_text
     if instructions:
         assert our_tokens([s for s in sections if s.label == "instructions"]) == [
             "<|start|>",

@@ -294,13 +294,13 @@ def test_nesting_scan_agrees_with_a_reference_walk(dev_requests: list[dict[str, 
 
 
 def test_slow_count_is_504(monkeypatch: pytest.MonkeyPatch) -> None:
-    def slow(body: bytes, estimate: bool) -> Any:
+    def slow(body: bytes, **options: Any) -> Any:
         import time
 
         time.sleep(0.5)
         raise AssertionError("not reached in time")
 
-    monkeypatch.setattr(server, "_count_fast", slow)
+    monkeypatch.setattr(server, "count", slow)
     config = ServerConfig(inline_bytes=0, timeout_seconds=0.05)
     response = call("POST", COUNT, body=BODY, config=config)
     assert response.status_code == 504
@@ -328,7 +328,7 @@ def test_config_from_env_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_bug_is_a_logged_500_and_the_app_goes_on(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(body: bytes, estimate: bool) -> Any:
+    def broken(body: bytes, **options: Any) -> Any:
         raise ZeroDivisionError("bug in the counter")
 
     app = create_app(ServerConfig())
@@ -336,7 +336,7 @@ def test_a_bug_is_a_logged_500_and_the_app_goes_on(
     async def go() -> tuple[httpx.Response, httpx.Response]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
             with monkeypatch.context() as patch:
-                patch.setattr(server, "_count_fast", broken)
+                patch.setattr(server, "count", broken)
                 first = await client.post(COUNT, json=BODY)
             return first, await client.post(COUNT, json=BODY)
 
