@@ -241,11 +241,18 @@ def _make_counter(encoding_name: str) -> Callable[[str], int]:
     short = _short.setdefault(encoding_name, {})
     encode = enc.encode_ordinary
 
+    # The long-text cache, asked directly (not through count_text): this runs for every text of every count.
+    cacheable, cached = _cache.cacheable, _cache.get
+
     def count(text: str) -> int:
+        if len(text) >= _SHORT:
+            if not cacheable(text):
+                return _encode_len(encoding_name, text)
+            key = (encoding_name, text)
+            hit = cached(key)
+            return hit if hit is not None else _count_and_remember(key)
         n = short.get(text)
-        if n is not None:
-            return n
-        if len(text) < _SHORT:
+        if n is None:
             try:
                 n = len(encode(text))
             except BaseException as exc:
@@ -256,8 +263,7 @@ def _make_counter(encoding_name: str) -> Callable[[str], int]:
             if len(short) >= _SHORT_MAX_ENTRIES:
                 short.clear()
             short[text] = n
-            return n
-        return count_text(encoding_name, text)
+        return n
 
     return count
 
@@ -275,7 +281,11 @@ def count_text(encoding_name: str, text: str) -> int:
     hit = _cache.get(key)
     if hit is not None:
         return hit
-    n = _encode_len(encoding_name, text)
+    return _count_and_remember(key)
+
+
+def _count_and_remember(key: tuple[str, str]) -> int:
+    n = _encode_len(*key)
     _cache.put(key, n)
     return n
 

@@ -397,21 +397,25 @@ _PART_HANDLERS: Final[dict[type, Callable[[_Ctx, Any, str, _Where], _PartOut]]] 
 }
 
 
-def _content(ctx: _Ctx, content: str | Sequence[Any], path: str, where: _Where) -> list[Piece]:
+def _content(ctx: _Ctx, content: str | Sequence[Any], i: int, field: str, where: _Where) -> list[Piece]:
     """Content parts: texts concatenated into one piece, then media (RENDERING.md §1 [API], exact on
     164/168 message rows); on ChatML +1 when images come without any text part (§3 [API, 7 rows])."""
     if isinstance(content, str):
         return [content]
+    input_text, output_text = g.InputText, g.OutputText
+    if len(content) == 1 and content[0].__class__ in (input_text, output_text):
+        return [content[0].text]  # the most common list: one text part
     texts: list[str] = []
     media: list[Piece] = []
     images = False
-    input_text, output_text = g.InputText, g.OutputText
     for j, part in enumerate(content):
         cls = part.__class__
         if cls is input_text or cls is output_text:  # nearly every part: no handler call
             texts.append(part.text)
             continue
-        text, pieces = _dispatch(_PART_HANDLERS, part, "content part")(ctx, part, f"{path}[{j}]", where)
+        # The part's path (for error messages) is built only for parts that may raise.
+        path = f"{ctx.params[i]}.{field}[{j}]"
+        text, pieces = _dispatch(_PART_HANDLERS, part, "content part")(ctx, part, path, where)
         if text is not None:
             texts.append(text)
         media += pieces
@@ -774,7 +778,7 @@ def _item_message(ctx: _Ctx, i: int, item: g.Message) -> list[Piece]:
     if role == "assistant" and fam.assistant_channel is not None:
         # `phase` probably names the channel, same cost [GUESS §1].
         channel = "commentary" if item.phase == "commentary" else fam.assistant_channel
-    return fam.message(role, channel, _content(ctx, item.content, f"{ctx.params[i]}.content", "message"))
+    return fam.message(role, channel, _content(ctx, item.content, i, "content", "message"))
 
 
 def _neighbour_is_call(ctx: _Ctx, i: int) -> bool:
@@ -800,8 +804,11 @@ def _output_sender(ctx: _Ctx, call_id: str) -> tuple[str, list[Piece]]:
 
 
 def _item_function_call_output(ctx: _Ctx, i: int, item: g.FunctionCallOutput) -> list[Piece]:
+    body = _content(ctx, item.output, i, "output", "output")
+    name = ctx.call_names.get(item.call_id)
+    if name is not None:  # the common case, without _output_sender's tuple and list
+        return ctx.fam.output(name, body, i > ctx.last_user)
     sender, extra = _output_sender(ctx, item.call_id)
-    body = _content(ctx, item.output, f"{ctx.params[i]}.output", "output")
     return [*ctx.fam.output(sender, body, i > ctx.last_user), *extra]
 
 
@@ -813,7 +820,7 @@ def _item_custom_tool_call(ctx: _Ctx, i: int, item: g.CustomToolCall) -> list[Pi
 
 def _item_custom_tool_call_output(ctx: _Ctx, i: int, item: g.CustomToolCallOutput) -> list[Piece]:
     sender, extra = _output_sender(ctx, item.call_id)
-    body = _content(ctx, item.output, f"{ctx.params[i]}.output", "output")
+    body = _content(ctx, item.output, i, "output", "output")
     return [*_guess_output(ctx, i, "custom_tool_call_output", sender, body), *extra]
 
 

@@ -61,6 +61,7 @@ COUNT_PATHS = frozenset({"/v1/responses/input_tokens", "/responses/input_tokens"
 ESTIMATE_HEADER = "x-input-tokens-estimated"
 MiB = 1024 * 1024
 
+
 @dataclass(frozen=True)
 class ServerConfig:
     """Limits and options of the server; every field has a safe default."""

@@ -202,27 +202,30 @@ def _object_body(s: Mapping[str, JSON], ctx: _Ctx, nested_indent: str) -> str:
     required = {r for r in req if isinstance(r, str)} if isinstance(req, list) else set()
     out = ["{\n"]
     for key, raw in props.items():
-        out.append(_property(key, raw, key in required, ctx, nested_indent, top=False))
+        out.append(_property(key, raw, key in required, ctx, nested_indent, False))
     out.append("}")
     return "".join(out)
 
 
-def _property(key: str, raw: JSON, required: bool, ctx: _Ctx, nested_indent: str, *, top: bool) -> str:
+def _property(key: str, raw: JSON, required: bool, ctx: _Ctx, nested_indent: str, top: bool) -> str:
+    if isinstance(raw, dict) and "$ref" not in raw:  # nearly every property: nothing to resolve
+        return _property_text(key, raw, required, ctx, nested_indent, top)
     s, ref = ctx.resolve(raw)
-    if ref:
-        ctx.active.append(ref)
+    if not ref:
+        return _property_text(key, s, required, ctx, nested_indent, top)
+    ctx.active.append(ref)
     try:
-        return _property_text(key, s, required, ctx, nested_indent, top=top)
+        return _property_text(key, s, required, ctx, nested_indent, top)
     finally:
-        if ref:
-            ctx.active.pop()
+        ctx.active.pop()
 
 
-def _property_text(key: str, s: Mapping[str, JSON], required: bool, ctx: _Ctx, nested_indent: str, *, top: bool) -> str:
+def _property_text(key: str, s: Mapping[str, JSON], required: bool, ctx: _Ctx, nested_indent: str, top: bool) -> str:
     out = []
     title = s.get("title")
     desc = s.get("description")
-    is_object = isinstance(s.get("properties"), dict) and bool(s.get("properties"))
+    props = s.get("properties")
+    is_object = isinstance(props, dict) and bool(props)
     # An object-typed property puts its title after the colon, like the parameters object
     # itself (RENDERING.md §2 [API]: mira-0161, ollm-0062), so it is not repeated as a comment.
     if isinstance(title, str) and not is_object:
@@ -290,7 +293,7 @@ def function_declaration(name: str, description: str | None, parameters: JSON) -
         heads.append(_comment_lines(pdesc))
     req = params.get("required")
     required = {r for r in req if isinstance(r, str)} if isinstance(req, list) else set()
-    body = "".join(_property(k, v, k in required, ctx, "", top=True) for k, v in props.items())
+    body = "".join([_property(k, v, k in required, ctx, "", True) for k, v in props.items()])
     if heads:
         # A title on the parameters object goes after the colon [API, 13 rows; OFF fixture].
         return (f"{head}type {name} = (_: {''.join(heads)}{{\n", f"{body}}}) => any;")
