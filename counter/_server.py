@@ -138,6 +138,7 @@ class _HTTPError(Exception):
 _encoder = msgspec.json.Encoder()
 _JSON = (b"content-type", b"application/json")
 _ESTIMATED = [(ESTIMATE_HEADER.encode(), b"true")]
+_SUCCESS = b'{"object":"response.input_tokens","input_tokens":%d}'
 _SERVER_ERROR = _HTTPError(500, "The server had an error while processing your request. Sorry about that!").body()
 
 
@@ -342,11 +343,13 @@ class _App:
         if content_type is not None:
             _check_content_type(content_type)
         limit = self.config.max_body_bytes
-        if content_length is not None and content_length.isdigit() and int(content_length) > limit:
-            raise _too_large(int(content_length), limit)
-        body, deadline = await self._read_body(receive)
+        declared = int(content_length) if content_length is not None and content_length.isdigit() else None
+        if declared is not None and declared > limit:
+            raise _too_large(declared, limit)
+        body, deadline = await self._read_body(receive, declared)
         result = await self._count(body, deadline)
-        await _respond(send, scope, 200, _encoder.encode(result.to_dict()), _ESTIMATED if result.estimated else None)
+        body = _SUCCESS % result.input_tokens  # == _encoder.encode(result.to_dict()), without the dict
+        await _respond(send, scope, 200, body, _ESTIMATED if result.estimated else None)
         return 200, result.input_tokens
 
     def _authorize(self, supplied: bytes | None) -> None:
@@ -363,12 +366,17 @@ class _App:
         if not (valid and scheme.lower() == b"bearer"):
             raise _HTTPError(401, "Incorrect API key provided.", code="invalid_api_key")
 
-    async def _read_body(self, receive: Receive) -> tuple[bytes, float | None]:
+    async def _read_body(self, receive: Receive, declared: int | None) -> tuple[bytes, float | None]:
         """The body, and the loop-clock deadline of the request when reading it had to wait."""
         limit = self.config.max_body_bytes
         message = await receive()
-        # Fast path: the whole body came with the first message (every small body does).
-        if not message.get("more_body", False) and message["type"] == "http.request":
+        # Fast path: the whole body came with the first message (every small body does). Granian
+        # sends it with `more_body: true` and then an empty last message; when the first one already
+        # holds the `content-length` bytes, that last message is not waited for (the timed loop below
+        # cost ~15% of a small request under load, measured with py-spy).
+        if message["type"] == "http.request" and (
+            not message.get("more_body", False) or (declared is not None and len(message.get("body", b"")) == declared)
+        ):
             body: bytes = message.get("body", b"")
             if len(body) > limit:
                 raise _too_large(len(body), limit)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import generated
 from counter import _server as server
-from counter import count_input_tokens
+from counter import count, count_input_tokens
 from counter._server import ESTIMATE_HEADER, ServerConfig, create_app, nesting_exceeds, openapi_document
 
 KEY = "sk-test-7f3a9c-secret"
@@ -60,6 +60,8 @@ def test_count_routes(path: str) -> None:
     response = call("POST", path, body=BODY)
     assert response.status_code == 200
     assert response.json() == {"object": "response.input_tokens", "input_tokens": count_input_tokens(BODY)}
+    # Byte for byte what Count.to_dict() encodes to (the server formats it without the dict).
+    assert response.content == json.dumps(count(BODY).to_dict(), separators=(",", ":")).encode()
     assert ESTIMATE_HEADER not in response.headers
     assert response.headers["content-length"] == str(len(response.content))
 
