@@ -172,7 +172,7 @@ def _count(body: Body, model: str | None, resolver: Resolver | None, estimate: b
         any_estimated = any_estimated or estimated
         if breakdown:
             parts.append(Part(label, n, estimated, render_text(pieces)))
-    return Count(input_tokens=total, estimated=any_estimated, model=name, breakdown=tuple(parts))
+    return Count(total, any_estimated, name, tuple(parts))
 
 
 def _not_json(body: Body) -> InvalidRequestError | None:

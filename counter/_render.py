@@ -1090,6 +1090,17 @@ for _fam in _FAMILIES.values():
 # ------------------------------------------------------------------------------------------------
 
 
+# "input[0]", "input[1]", ...: formatted once at import (~65 KB), not for every item of every count.
+_INPUT_PARAMS: Final = tuple(f"input[{k}]" for k in range(1024))
+
+
+def _input_params(n: int) -> list[str]:
+    """["input[0]", ..., "input[n-1]"]."""
+    if n <= len(_INPUT_PARAMS):
+        return list(_INPUT_PARAMS[:n])
+    return [*_INPUT_PARAMS, *(f"input[{k}]" for k in range(len(_INPUT_PARAMS), n))]
+
+
 def _flatten(ctx: _Ctx, sections: list[Section]) -> None:
     """Stored history, then the input, as one list of items; item references resolved."""
     request, resolver = ctx.request, ctx.resolver
@@ -1123,7 +1134,7 @@ def _flatten(ctx: _Ctx, sections: list[Section]) -> None:
     elif isinstance(items, list):
         base = len(params)
         items_out += items
-        params += [f"input[{k}]" for k in range(len(items))]
+        params += _input_params(len(items))
         for k, item in enumerate(items):
             if item.__class__ is g.ItemReference:
                 param = params[base + k]
@@ -1204,8 +1215,9 @@ def render(
     # the key (each item encoded and hashed, ~3.5 µs an item on tests/bench.py's large body, whose
     # items carry images) costs about what rendering the item does, and a next turn measured the same
     # with and without it. What a next turn saves is tokenizing, and the text cache keeps that.
-    handlers, tags, new = _ITEM_HANDLERS, _TAGS, tuple.__new__  # locals: this loop runs per item
-    for k, (item, param) in enumerate(zip(ctx.items, ctx.params, strict=True)):
+    handlers, tags, new, params = _ITEM_HANDLERS, _TAGS, tuple.__new__, ctx.params  # locals: a loop per item
+    for k, item in enumerate(ctx.items):
+        param = params[k]
         cls = item.__class__
         handler = handlers.get(cls) or _dispatch(handlers, item, "input item")
         # tuple.__new__ builds the NamedTuple without its Python-level __new__ (half the cost).
