@@ -240,13 +240,16 @@ def test_jsonl_jobs_2_matches_jobs_1(tmp_path: pathlib.Path, dev_requests: list[
 
     # Several chunks per worker, so that ordering across the pool is exercised.
     bodies = [b for b in dev_requests if len(json.dumps(b)) < 20_000][:150]
-    text = jsonl(*bodies, "", "{broken", *bodies)
+    # Blank and broken lines, and a last line without its newline: workers reading byte ranges of
+    # the file (and workers sent a pipe's lines) must number and split lines as one process does.
+    text = jsonl(*bodies, "", "{broken", *bodies).rstrip("\n")
     path = write(tmp_path, "dev.jsonl", text)
     outputs = []
     script = "import sys, counter._cli as c; c.CHUNK_LINES = 16; sys.exit(c.main(sys.argv[1:]))"
-    for jobs in ("1", "2"):
+    for jobs, source in (("1", path), ("2", path), ("2", "-")):
         done = subprocess.run(
-            [sys.executable, "-c", script, "count", "--jsonl", "--jobs", jobs, path],
+            [sys.executable, "-c", script, "count", "--jsonl", "--jobs", jobs, source],
+            input=text.encode() if source == "-" else None,
             capture_output=True,
             timeout=120,
             check=False,
@@ -254,6 +257,6 @@ def test_jsonl_jobs_2_matches_jobs_1(tmp_path: pathlib.Path, dev_requests: list[
         assert done.returncode == 1, done.stderr  # the broken line
         outputs.append(done.stdout)
         assert b"1 errors" in done.stderr
-    assert outputs[0] == outputs[1]
+    assert outputs[0] == outputs[1] == outputs[2]
     assert len(outputs[0].splitlines()) == 2 * len(bodies) + 1
     assert cli.CHUNK_LINES == 256
