@@ -4,10 +4,11 @@ No web framework: four routes do not need one, and every microsecond of framewor
 request of a gateway. `serve` runs it on granian (HTTP parsing in Rust, one event loop per worker
 process, respawned workers, a header read timeout); `create_app` works under any ASGI server.
 tests/bench_server.py measures the app and a hello-world app on granian and on uvicorn (uvloop +
-httptools) side by side. On the 2-core development machine the two stacks are within noise of each
-other: hello-world 0.95x-1.36x between runs, this app 0.65x-1.14x (granian over uvicorn, small
-bodies, five runs on a busy machine). Granian is kept for what the stress tests need of the stack: it rejects
-malformed HTTP itself (400/414/431) and bounds a stalled request head, which the app cannot do.
+httptools) side by side, in interleaved rounds. On the 2-core development machine the two stacks are
+close: granian over uvicorn, hello-world 0.83x-0.98x, this app 0.97x-1.21x on the small body and
+1.05x-1.40x on the medium one (three runs of 5 rounds, 2026-11-27). Granian is kept for that, and for
+what the stress tests need of the stack: it rejects malformed HTTP itself (400/414/431) and bounds a
+stalled request head, which the app cannot do.
 
 Routes: `POST /v1/responses/input_tokens` and `POST /responses/input_tokens` (the count), `GET /healthz`
 (never asks for the key), `GET /openapi.json` (built from schema/). With an API key configured, every
