@@ -239,8 +239,9 @@ def count_input_tokens(
 def cache_info() -> dict[str, dict[str, int]]:
     """What the caches hold: entries, size (characters of text, bytes of schema) and hits.
 
-    Agents resend the same tools, instructions and history every turn; counts of long texts and
-    renderings of tool schemas are remembered by content, within fixed bounds.
+    Agents resend the same tools, instructions and history every turn; counts of long texts, the
+    renderings of tool lists and response formats, and the text of inline files are remembered by
+    content, within fixed bounds.
     """
     return {"text": _encoding.cache_info(), **memo_info()}
 

@@ -78,7 +78,7 @@ IM_END: Final = Special(1, "<|im_end|>")
 # Family rules
 # ------------------------------------------------------------------------------------------------
 
-# Texts that recur in every call and output: built once (pieces are immutable).
+# Texts that recur in every call and output.
 _ASSISTANT: Final = "assistant"
 _COMMENTARY: Final = "commentary"
 _SPACE: Final = " "
@@ -511,7 +511,7 @@ def _file(ctx: _Ctx, part: g.InputFile, path: str, where: _Where) -> list[Piece]
 # ------------------------------------------------------------------------------------------------
 
 
-class _ToolOut(NamedTuple):  # a NamedTuple: built once per tool, at a third of a frozen dataclass's cost
+class _ToolOut(NamedTuple):  # built once per tool of a cold count: cheaper than a frozen dataclass
     decl: tuple[str, ...] = ()  # a declaration in `namespace functions`, as tokenized segments
     function_noprops: bool = False  # a function tool without properties
     described: bool = False
