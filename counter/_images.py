@@ -256,8 +256,10 @@ def _png_or_gif_size(url: str, start: int) -> ImageSize | None:
     if len(chunk) < 32:
         return None
     try:
-        head = binascii.a2b_base64(chunk, strict_mode=True)  # 24 bytes; any junk raises
+        head = binascii.a2b_base64(chunk, strict_mode=True)  # any junk raises
     except ValueError:  # binascii.Error, or a non-ASCII character
+        return None
+    if len(head) < 24:  # padding inside the first 32 characters: an image too short for this
         return None
     if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
         w, h = struct.unpack(">II", head[16:24])

@@ -339,6 +339,23 @@ def test_the_png_and_gif_shortcut_agrees_with_the_general_reader(magic: bytes, t
     assert got == general()
 
 
+@pytest.mark.parametrize("size", range(16, 26))
+def test_a_png_head_cut_short_in_the_first_32_characters(size: int) -> None:
+    """The shortcut decodes 32 base64 characters; a shorter image (with padding inside them) is the
+    general reader's to judge: a size or an ImageError, never struct.error (found in review)."""
+    head = png(256, 1)[:size]
+    url = data_url(head)
+    try:
+        got: ImageSize | str = image_size(url)
+    except ImageError as exc:
+        got = str(exc)
+    try:
+        want: ImageSize | str = _size(_PrefixReader(base64.b64encode(head).decode()))
+    except ImageError as exc:
+        want = str(exc)
+    assert got == want
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=120))
 def test_random_data_url_payloads_raise_only_image_error(payload: str) -> None:
