@@ -222,11 +222,13 @@ def _jpeg(r: _Reader) -> tuple[int, int]:
     raise ImageError(f"corrupt JPEG: no frame header (SOF) within the first {MAX_JPEG_MARKERS} markers")
 
 
+_PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
+_GIF_MAGICS: Final = (b"GIF87a", b"GIF89a")
 _SIGNATURES: Final[tuple[tuple[bytes, str, Callable[[_Reader], tuple[int, int]]], ...]] = (
-    (b"\x89PNG\r\n\x1a\n", "png", _png),
+    (_PNG_MAGIC, "png", _png),
     (b"\xff\xd8", "jpeg", _jpeg),
-    (b"GIF87a", "gif", _gif),
-    (b"GIF89a", "gif", _gif),
+    (_GIF_MAGICS[0], "gif", _gif),
+    (_GIF_MAGICS[1], "gif", _gif),
 )
 
 
@@ -251,7 +253,8 @@ def _size(r: _Reader) -> ImageSize:
 
 def _png_or_gif_size(url: str, start: int) -> ImageSize | None:
     """The common case in one step: a PNG or GIF, whose size lies in its first 24 bytes, with
-    clean base64 there. None for anything else, which takes the general path (same result)."""
+    clean base64 there, read by the same parsers from one decode. None for anything else, which
+    takes the general path (and so gives the general path's answer or error)."""
     chunk = url[start : start + 32]
     if len(chunk) < 32:
         return None
@@ -259,19 +262,14 @@ def _png_or_gif_size(url: str, start: int) -> ImageSize | None:
         head = binascii.a2b_base64(chunk, strict_mode=True)  # any junk raises
     except ValueError:  # binascii.Error, or a non-ASCII character
         return None
-    if len(head) < 24:  # padding inside the first 32 characters: an image too short for this
+    # Padding inside the first 32 characters means an image too short for this; JPEG and WebP may
+    # need more than the head.
+    if len(head) < 24 or not (head.startswith(_PNG_MAGIC) or head[:6] in _GIF_MAGICS):
         return None
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
-        w, h = struct.unpack(">II", head[16:24])
-        fmt = "png"
-    elif head[:6] in (b"GIF87a", b"GIF89a"):
-        w, h = struct.unpack("<HH", head[6:10])
-        fmt = "gif"
-    else:
+    try:
+        return _size(_BytesReader(head))
+    except ImageError:
         return None
-    if w <= 0 or h <= 0:
-        return None  # the general path says what is wrong
-    return ImageSize(w, h, fmt)
 
 
 def image_size_from_bytes(data: bytes) -> ImageSize:
