@@ -241,16 +241,9 @@ def _make_counter(encoding_name: str) -> Callable[[str], int]:
     short = _short.setdefault(encoding_name, {})
     encode = enc.encode_ordinary
 
-    # The long-text cache, asked directly (not through count_text): this runs for every text of every count.
-    cacheable, cached = _cache.cacheable, _cache.get
-
     def count(text: str) -> int:
-        if len(text) >= _SHORT:
-            if not cacheable(text):
-                return _encode_len(encoding_name, text)
-            key = (encoding_name, text)
-            hit = cached(key)
-            return hit if hit is not None else _count_and_remember(key)
+        if len(text) >= _SHORT:  # long texts go to the LRU cache at once, without a short-dict miss
+            return count_text(encoding_name, text)
         n = short.get(text)
         if n is None:
             try:
@@ -281,11 +274,7 @@ def count_text(encoding_name: str, text: str) -> int:
     hit = _cache.get(key)
     if hit is not None:
         return hit
-    return _count_and_remember(key)
-
-
-def _count_and_remember(key: tuple[str, str]) -> int:
-    n = _encode_len(*key)
+    n = _encode_len(encoding_name, text)
     _cache.put(key, n)
     return n
 
