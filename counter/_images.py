@@ -30,6 +30,7 @@ __all__ = [
     "ImageSize",
     "data_url_payload",
     "image_size",
+    "image_size_from_base64",
     "image_size_from_bytes",
     "image_tokens",
     "patch_tokens",
@@ -272,6 +273,12 @@ def _png_or_gif_size(url: str, start: int) -> ImageSize | None:
         return None
 
 
+def image_size_from_base64(text: str, start: int = 0) -> ImageSize:
+    """Dimensions of an image given as base64 text (from `start`), decoding only the header bytes."""
+    fast = _png_or_gif_size(text, start)
+    return fast if fast is not None else _size(_PrefixReader(text, start))
+
+
 def image_size_from_bytes(data: bytes) -> ImageSize:
     """Dimensions of an image given as raw bytes (header only)."""
     return _size(_BytesReader(data))
@@ -281,8 +288,7 @@ def image_size(url: str) -> ImageSize:
     """Dimensions of an image given as a ``data:`` URL, decoding only the header bytes."""
     _, start, is_b64 = _data_url_header(url)
     if is_b64:
-        fast = _png_or_gif_size(url, start)
-        return fast if fast is not None else _size(_PrefixReader(url, start))
+        return image_size_from_base64(url, start)
     # Percent-encoded data URLs are rare for images; they are decoded whole (the payload string
     # is already in memory, so this is at most its own size).
     return _size(_BytesReader(urllib.parse.unquote_to_bytes(url[start:])))

@@ -35,7 +35,14 @@ import generated as g
 from counter._decode import decode_request
 from counter._errors import InvalidRequestError, UnresolvedError
 from counter._files import FileError, FileText, file_text
-from counter._images import ImageError, ImageSize, image_size, image_size_from_bytes, image_tokens
+from counter._images import (
+    ImageError,
+    ImageSize,
+    image_size,
+    image_size_from_base64,
+    image_size_from_bytes,
+    image_tokens,
+)
 from counter._lru import BoundedLRU
 from counter._models import ImageRule, ModelInfo, PatchRule
 from counter._pieces import Fixed, Piece, Special
@@ -672,7 +679,9 @@ def _tools_pieces(ctx: _Ctx, tools: Sequence[Any]) -> list[Piece]:
         pieces.append(Fixed(framing, False, f"{fam.name} tools framing [API/FIT §2]"))
         described = sum(1 for o in outs if o.function_noprops and o.described)
         if described and fam.described_noprops_tool:
-            pieces.append(Fixed(described * fam.described_noprops_tool, False, "described tools without properties"))
+            pieces.append(
+                Fixed(described * fam.described_noprops_tool, False, "described tools without properties [FIT §2]")
+            )
         if n > 1 and fam.per_extra_tool:
             pieces.append(Fixed((n - 1) * fam.per_extra_tool, False, "per extra tool [FIT §2]"))
         if n == 1 and outs and sum(o.function_noprops for o in outs) == 1 and fam.lone_noprops_tool:
@@ -946,7 +955,7 @@ def _item_image_generation_call(ctx: _Ctx, i: int, item: g.ImageGenerationCall) 
     body: list[Piece] = []
     if rule is not None and item.result:
         try:
-            size = image_size(f"data:image/png;base64,{item.result}")
+            size = image_size_from_base64(item.result)  # no data-URL copy of a possibly MB-sized image
             body.append(
                 Fixed(image_tokens(size.width, size.height, rule), True, f"generated image {size.width}x{size.height}")
             )
