@@ -350,8 +350,8 @@ def bench_overhead(budget: float) -> None:
         payload = json.dumps(BODIES[size]()).encode()
         request = decode_request(payload)
         info = _model_info(str(request.model))
-        enc = get_encoding(info.encoding)
-        texts = [p for section in render(request, info) for p in section.pieces if isinstance(p, str)]
+        encoding, texts = _texts(payload)
+        enc = get_encoding(encoding)
 
         def cold(request: Any = request, info: Any = info) -> None:
             memo_clear()  # timed apart below and subtracted
