@@ -79,6 +79,12 @@ def _data_url_header(url: str) -> tuple[str, int, bool]:
     return mime, comma + 1, is_b64
 
 
+def _first_read(end: int) -> int:
+    """How many base64 characters a `_PrefixReader` decodes when first asked for `end` bytes."""
+    # 4 base64 chars -> 3 bytes; ask for double what is missing to amortise re-decoding.
+    return 4 * ((2 * end + 2) // 3) + 64
+
+
 class _PrefixReader:
     """Decodes only a prefix of a base64 string, growing it when a parser asks for more.
 
@@ -96,9 +102,7 @@ class _PrefixReader:
     def get(self, end: int) -> bytes:
         """At least ``end`` bytes of the decoded data, or all of it if shorter."""
         while len(self._data) < end and not self._complete:
-            # 4 base64 chars -> 3 bytes; ask for double what is missing to amortise re-decoding.
-            want = max(4 * ((2 * end + 2) // 3) + 64, 2 * self._chars)
-            self._decode_prefix(want)
+            self._decode_prefix(max(_first_read(end), 2 * self._chars))
         return self._data
 
     def _decode_prefix(self, n_chars: int) -> None:
@@ -225,6 +229,7 @@ def _jpeg(r: _Reader) -> tuple[int, int]:
 
 _PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
 _GIF_MAGICS: Final = (b"GIF87a", b"GIF89a")
+_DETECT_BYTES: Final = 12  # enough to tell every supported format by its magic
 _SIGNATURES: Final[tuple[tuple[bytes, str, Callable[[_Reader], tuple[int, int]]], ...]] = (
     (_PNG_MAGIC, "png", _png),
     (b"\xff\xd8", "jpeg", _jpeg),
@@ -245,7 +250,7 @@ def _detect(head: bytes) -> tuple[str, Callable[[_Reader], tuple[int, int]]]:
 
 
 def _size(r: _Reader) -> ImageSize:
-    fmt, parse = _detect(r.get(12))
+    fmt, parse = _detect(r.get(_DETECT_BYTES))
     w, h = parse(r)
     if w <= 0 or h <= 0:
         raise ImageError(f"corrupt {fmt} header: {w}x{h} pixels")
@@ -256,9 +261,11 @@ def _png_or_gif_size(url: str, start: int) -> ImageSize | None:
     """The common case in one step: a PNG or GIF, whose size lies in its first 24 bytes, with
     clean base64 there, read by the same parsers from one decode. None for anything else, which
     takes the general path (and so gives the general path's answer or error)."""
-    chunk = url[start : start + 32]
-    if len(chunk) < 32:
+    # A payload that the general reader decodes whole on its first read is also checked whole (its
+    # length): it is left to that reader, so that both give the same answer (found by hypothesis).
+    if len(url) - start <= _first_read(_DETECT_BYTES):
         return None
+    chunk = url[start : start + 32]
     try:
         head = binascii.a2b_base64(chunk, strict_mode=True)  # any junk raises
     except ValueError:  # binascii.Error, or a non-ASCII character
