@@ -345,20 +345,31 @@ def _chunks(lines: Iterable[bytes]) -> Iterator[list[tuple[int, bytes]]]:
         yield chunk
 
 
+#: The parent reads a file in blocks of this size to find where its chunks end.
+SCAN_BYTES = 1 << 20
+
+
 def _ranges(stream: IO[bytes]) -> Iterator[tuple[int, int, int]]:
     """Chunks of a file as (start, end, number of the first line): the workers read the bytes
-    themselves, so the parent only finds line ends instead of sending every line through a pipe."""
-    start = pos = 0
-    first = 1
-    lines = 0
-    for line in stream:
-        pos += len(line)
-        lines += 1
-        if lines >= CHUNK_LINES or pos - start >= CHUNK_BYTES:
-            yield start, pos, first
-            start, first, lines = pos, first + lines, 0
-    if pos > start:
-        yield start, pos, first
+    themselves, so the parent only finds line ends instead of sending every line through a pipe.
+
+    The same chunks as iterating over the lines, found by `bytes.find` in large blocks: iterating
+    made a line object of every line (0.17 s of the parent's CPU on a 172 MiB file, taken from the
+    workers on a machine whose every core counts).
+    """
+    start = offset = 0  # where the current chunk starts; where the current block starts
+    first, lines = 1, 0
+    while block := stream.read(SCAN_BYTES):
+        i = 0
+        while (j := block.find(b"\n", i)) >= 0:
+            i = j + 1
+            lines += 1
+            if lines >= CHUNK_LINES or offset + i - start >= CHUNK_BYTES:
+                yield start, offset + i, first
+                start, first, lines = offset + i, first + lines, 0
+        offset += len(block)
+    if offset > start:  # the last chunk, or a last line without its newline
+        yield start, offset, first
 
 
 _open_files: dict[str, IO[bytes]] = {}

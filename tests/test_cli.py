@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import pathlib
 import subprocess
@@ -9,6 +10,8 @@ import sys
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from counter import count, count_input_tokens
 from counter._cli import CREATE_ONLY_KEYS, count_line, main
@@ -260,3 +263,39 @@ def test_jsonl_jobs_2_matches_jobs_1(tmp_path: pathlib.Path, dev_requests: list[
     assert outputs[0] == outputs[1] == outputs[2]
     assert len(outputs[0].splitlines()) == 2 * len(bodies) + 1
     assert cli.CHUNK_LINES == 256
+
+
+def _ranges_by_lines(data: bytes) -> list[tuple[int, int, int]]:
+    """The chunks that iterating over the file's lines gives (what `_ranges` computes faster)."""
+    import counter._cli as cli
+
+    out, start, pos, first, lines = [], 0, 0, 1, 0
+    for line in io.BytesIO(data):
+        pos += len(line)
+        lines += 1
+        if lines >= cli.CHUNK_LINES or pos - start >= cli.CHUNK_BYTES:
+            out.append((start, pos, first))
+            start, first, lines = pos, first + lines, 0
+    if pos > start:
+        out.append((start, pos, first))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from([b"", b"\n", b"{}", b"x" * 7, b"y" * 30]), max_size=60).map(b"".join),
+    st.integers(1, 5),
+    st.integers(1, 40),
+    st.integers(1, 50),
+)
+def test_file_ranges_are_the_chunks_of_its_lines(data: bytes, lines: int, size: int, block: int) -> None:
+    """Scanning in blocks ends chunks where iterating over lines does: at the same line ends, with
+    the same line numbers, whatever the block size (lines longer than a block, a last line without
+    its newline, empty lines)."""
+    import counter._cli as cli
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cli, "CHUNK_LINES", lines)
+        mp.setattr(cli, "CHUNK_BYTES", size)
+        mp.setattr(cli, "SCAN_BYTES", block)
+        assert list(cli._ranges(io.BytesIO(data))) == _ranges_by_lines(data)
