@@ -61,8 +61,7 @@ def decode_request(body: bytes | bytearray | memoryview | str | Mapping[str, Any
             "The JSON body of your request is nested too deeply (more than about 1000 levels).",
             code="nesting_too_deep",
         ) from None
-    _check_role_rules(request)
-    _check_presence_rules(request)
+    _check_rules(request)
     return request
 
 
@@ -153,25 +152,6 @@ def _tag(part: object) -> str:
     return _TAG_OF.get(type(part), type(part).__name__)
 
 
-def _check_role_rules(request: Request) -> None:
-    """The role rules the schema states with if/then, which msgspec types cannot carry."""
-    items = request.input
-    if not isinstance(items, list):
-        return
-    rules_of = _ROLE_RULES
-    for index, item in enumerate(items):
-        rules = rules_of.get(item.__class__)
-        if rules is None:
-            continue
-        content = item.content  # type: ignore[union-attr]  # the classes with role rules have it
-        if not isinstance(content, list):
-            continue
-        allowed = rules.get(item.role) or rules["*"]  # type: ignore[union-attr]  # and a role
-        for part_index, part in enumerate(content):
-            if part.__class__ not in allowed:
-                _role_error(index, part_index, part, allowed)
-
-
 def _role_error(index: int, part_index: int, part: object, allowed: frozenset[type]) -> NoReturn:
     tags = sorted(_TAG_OF[cls] for cls in allowed)
     raise InvalidRequestError(
@@ -188,18 +168,35 @@ _PRESENCE_CLASSES = frozenset(
 
 # Input item kinds that carry tools (additional_tools, tool_search_output): the same rules apply.
 _TOOL_HOLDERS = frozenset(cls for cls in get_args(get_args(generated.InputItem)[0]) if "tools" in cls.__struct_fields__)
+if _TOOL_HOLDERS & _ROLE_RULES.keys():  # _check_rules checks an item for one or the other
+    raise RuntimeError(f"item kinds with both role rules and tools: {_TOOL_HOLDERS & _ROLE_RULES.keys()}")
 
 
-def _check_presence_rules(request: Request) -> None:
-    """Object-level presence rules of the schema (`anyOf` of `required`, `not` `required`)."""
-    if request.__class__ in _PRESENCE_CLASSES:
-        _check_presence(request, "")
+def _check_rules(request: Request) -> None:
+    """The rules of the schema that msgspec types cannot carry: which content parts each role may
+    send (if/then), and object-level presence (`anyOf` of `required`, `not` `required`).
+
+    One pass over the input items for both: this runs on every request, and a second loop over the
+    items cost as much as the checks themselves on a small body (-4% of a small count, measured in
+    interleaved runs). A body with several errors reports the first item's, then the top level's.
+    """
     items = request.input
     if isinstance(items, list):
-        holders = _TOOL_HOLDERS
+        rules_of, holders = _ROLE_RULES, _TOOL_HOLDERS
         for index, item in enumerate(items):
-            if item.__class__ in holders:
+            cls = item.__class__
+            rules = rules_of.get(cls)
+            if rules is not None:
+                content = item.content  # type: ignore[union-attr]  # the classes with role rules have it
+                if isinstance(content, list):
+                    allowed = rules.get(item.role) or rules["*"]  # type: ignore[union-attr]  # and a role
+                    for part_index, part in enumerate(content):
+                        if part.__class__ not in allowed:
+                            _role_error(index, part_index, part, allowed)
+            elif cls in holders:
                 _check_tools_presence(getattr(item, "tools"), f"input[{index}].")  # noqa: B009 - typed union
+    if request.__class__ in _PRESENCE_CLASSES:
+        _check_presence(request, "")
     if isinstance(request.tools, list):
         _check_tools_presence(request.tools, "")
 
