@@ -315,6 +315,10 @@ def family_rules(info: ModelInfo) -> FamilyRules:
 class _Ctx:
     """One rendering: the request, the model, the flattened history and the caller's resolver."""
 
+    # One per count: slots make it cheaper to build and to read on every item.
+    __slots__ = ("call_names", "estimate", "fam", "has_tools", "info", "info_id", "instructions", "is_call",
+                 "items", "last_user", "params", "request", "resolver")  # fmt: skip
+
     def __init__(
         self, request: g.InputTokenCountRequest, info: ModelInfo, resolver: Resolver | None, estimate: bool
     ) -> None:
@@ -1103,11 +1107,11 @@ for _fam in _FAMILIES.values():
 _INPUT_PARAMS: Final = tuple(f"input[{k}]" for k in range(1024))
 
 
-def _input_params(n: int) -> list[str]:
-    """["input[0]", ..., "input[n-1]"]."""
+def _input_params(n: int) -> tuple[str, ...]:
+    """("input[0]", ..., "input[n-1]")."""
     if n <= len(_INPUT_PARAMS):
-        return list(_INPUT_PARAMS[:n])
-    return [*_INPUT_PARAMS, *(f"input[{k}]" for k in range(len(_INPUT_PARAMS), n))]
+        return _INPUT_PARAMS[:n]
+    return (*_INPUT_PARAMS, *(f"input[{k}]" for k in range(len(_INPUT_PARAMS), n)))
 
 
 def _flatten(ctx: _Ctx, sections: list[Section]) -> None:
@@ -1136,40 +1140,26 @@ def _flatten(ctx: _Ctx, sections: list[Section]) -> None:
                 params.append(param)
 
     items = request.input
+    base = len(items_out)  # input items from here on; stored ones before
     if isinstance(items, str):
         # A string input is one user message [OFF].
         items_out.append(g.Message(role="user", content=items))
         params.append("input")
     elif isinstance(items, list):
-        base = len(params)
         items_out += items
         params += _input_params(len(items))
-        for k, item in enumerate(items):
-            if item.__class__ is g.ItemReference:
-                param = params[base + k]
-                found = resolver.item(item.id) if resolver is not None else None
-                if found is None:
-                    ctx.unresolved(
-                        param, f"'{param}' is an item_reference to {item.id!r}, an item stored on OpenAI's servers."
-                    )
-                else:
-                    resolved = ctx.decode_item(found, param, "item()")
-                    if isinstance(resolved, g.ItemReference):
-                        raise InvalidRequestError(
-                            f"The resolver's item for '{param}' is itself an item_reference.",
-                            param=param,
-                            code="invalid_value",
-                        )
-                    items_out[base + k] = resolved
 
-    # One pass for what handlers read about their neighbours: call names by call_id, the last user
-    # message, and which items are function calls (padded on both ends so that a neighbour lookup
-    # never checks bounds).
+    # One pass over the items: item references in the input resolved, and what handlers read about
+    # their neighbours: call names by call_id, the last user message, and which items are function
+    # calls (padded on both ends so that a neighbour lookup never checks bounds).
     is_call = [False]
     call_names = ctx.call_names
-    function_call, custom_call, message = g.FunctionCall, g.CustomToolCall, g.Message
+    function_call, custom_call, message, reference = g.FunctionCall, g.CustomToolCall, g.Message, g.ItemReference
     for k, item in enumerate(items_out):
         cls = item.__class__
+        if cls is reference and k >= base:
+            item = items_out[k] = _resolve_reference(ctx, item, params[k])
+            cls = item.__class__
         if cls is function_call or cls is custom_call:
             namespace = item.namespace if isinstance(item.namespace, str) else "functions"
             call_names[item.call_id] = f"{namespace}.{item.name}"
@@ -1178,6 +1168,21 @@ def _flatten(ctx: _Ctx, sections: list[Section]) -> None:
         is_call.append(cls is function_call)
     is_call.append(False)
     ctx.is_call = is_call
+
+
+def _resolve_reference(ctx: _Ctx, item: g.ItemReference, param: str) -> Any:
+    """The stored item an input item_reference names, from the resolver; the reference itself when
+    nobody can resolve it and the caller asked for an estimate."""
+    found = ctx.resolver.item(item.id) if ctx.resolver is not None else None
+    if found is None:
+        ctx.unresolved(param, f"'{param}' is an item_reference to {item.id!r}, an item stored on OpenAI's servers.")
+        return item
+    resolved = ctx.decode_item(found, param, "item()")
+    if isinstance(resolved, g.ItemReference):
+        raise InvalidRequestError(
+            f"The resolver's item for '{param}' is itself an item_reference.", param=param, code="invalid_value"
+        )
+    return resolved
 
 
 def render(
