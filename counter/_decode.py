@@ -104,13 +104,13 @@ def _supply_tags(body: Any, *, copy: bool) -> Any:
     An item with a role or content is a message; any other is an item reference (`{"id": "msg_1"}`).
     With `copy`, the caller's objects are left as they were.
     """
-    items = body.get("input") if isinstance(body, Mapping) else None
+    # `type(...) is dict` first: parsed JSON is always a dict, and the abstract check is slow.
+    items = body.get("input") if type(body) is dict or isinstance(body, Mapping) else None
     if not isinstance(items, list):
         return None
     patched = list(items) if copy else items
     changed = False
     for index, item in enumerate(items):
-        # `type(...) is dict` first: parsed JSON is always a dict, and the abstract check is slow.
         if (type(item) is dict or isinstance(item, Mapping)) and "type" not in item:
             tag = _DEFAULT_TAGS[0] if "role" in item or "content" in item else _DEFAULT_TAGS[1]
             if copy or not isinstance(item, dict):
