@@ -1199,10 +1199,11 @@ def render(
     """
     ctx = _Ctx(request, info, resolver, estimate)
     fam = ctx.fam
+    new = tuple.__new__  # builds a Section without the NamedTuple's Python-level __new__ (half the cost)
     sections: list[Section] = []
     if ctx.instructions:
         # A system (ChatML) or developer (harmony) message; "" adds nothing (§1 [API]).
-        sections.append(Section("instructions", fam.message(fam.system_role, None, [ctx.instructions])))
+        sections.append(new(Section, ("instructions", fam.message(fam.system_role, None, [ctx.instructions]), None)))
     if isinstance(request.tools, list) and request.tools:
         key = (ctx.info_id, bool(ctx.instructions), msgspec.json.encode(request.tools))
         tools = _TOOLS.get(key)
@@ -1229,12 +1230,16 @@ def render(
     # the key (each item encoded and hashed, ~3.5 µs an item on tests/bench.py's large body, whose
     # items carry images) costs about what rendering the item does, and a next turn measured the same
     # with and without it. What a next turn saves is tokenizing, and the text cache keeps that.
-    handlers, tags, new, params = _ITEM_HANDLERS, _TAGS, tuple.__new__, ctx.params  # locals: a loop per item
+    handlers, tags, params = _ITEM_HANDLERS, _TAGS, ctx.params  # locals: a loop per item
     for k, item in enumerate(ctx.items):
         param = params[k]
         cls = item.__class__
         handler = handlers.get(cls) or _dispatch(handlers, item, "input item")
-        # tuple.__new__ builds the NamedTuple without its Python-level __new__ (half the cost).
         sections.append(new(Section, (f"{param} {tags[cls]}", handler(ctx, k, item), None)))
-    sections.append(Section("priming", fam.priming))
+    sections.append(_PRIMING[fam.name])
     return sections
+
+
+# The priming is the same for every request of a family: one section each, whose counts are shared
+# like the tools' (counted once per encoding, not on every count).
+_PRIMING: Final[dict[str, Section]] = {name: Section("priming", fam.priming, {}) for name, fam in _FAMILIES.items()}
