@@ -32,7 +32,6 @@ _any_decoder = msgspec.json.Decoder()
 
 _MISSING_TAG = "Object missing required field `type`"
 _TEXT = (bytes, str, bytearray, memoryview)  # a tuple: isinstance walks it faster than a `|` union
-_DEFAULT_TAGS = ("message", "item_reference")
 
 
 def decode_request(body: bytes | bytearray | memoryview | str | Mapping[str, Any] | Request) -> Request:
@@ -75,8 +74,7 @@ def _decode_json(body: bytes | bytearray | memoryview | str) -> Request:
         # UnicodeError: bytes that are not UTF-8 inside a string (msgspec raises UnicodeDecodeError,
         # not DecodeError), or a str with a lone surrogate, which has no UTF-8 form to parse.
         raise _malformed() from None
-    # The parsed objects are ours: tags are supplied in place, without copying.
-    _supply_tags(raw, copy=False)
+    _supply_tags(raw)
     try:
         return msgspec.convert(raw, Request)
     except msgspec.ValidationError as exc:
@@ -88,7 +86,7 @@ def _convert(body: Any) -> Request:
         return msgspec.convert(body, Request)
     except msgspec.ValidationError as exc:
         error = exc
-    if _MISSING_TAG in str(error) and (patched := _supply_tags(body, copy=True)) is not None:
+    if _MISSING_TAG in str(error) and (patched := _tagged_copy(body)) is not None:
         try:
             return msgspec.convert(patched, Request)
         except msgspec.ValidationError as exc:
@@ -98,29 +96,34 @@ def _convert(body: Any) -> Request:
     raise _translate(error, body) from None
 
 
-def _supply_tags(body: Any, *, copy: bool) -> Any:
-    """Give each input item without `type` the tag OpenAI assumes for it; None if none lacks one.
+def _default_tag(item: Mapping[str, Any]) -> str:
+    """The `type` OpenAI assumes for an input item without one: an item with a role or content is a
+    message; any other is an item reference (`{"id": "msg_1"}`)."""
+    return "message" if "role" in item or "content" in item else "item_reference"
 
-    An item with a role or content is a message; any other is an item reference (`{"id": "msg_1"}`).
-    With `copy`, the caller's objects are left as they were.
-    """
-    # `type(...) is dict` first: parsed JSON is always a dict, and the abstract check is slow.
-    items = body.get("input") if type(body) is dict or isinstance(body, Mapping) else None
+
+def _supply_tags(raw: Any) -> None:
+    """Give each parsed input item without `type` its default tag, in place (the objects are ours)."""
+    items = raw.get("input") if type(raw) is dict else None
+    if type(items) is list:
+        for item in items:
+            if type(item) is dict and "type" not in item:
+                item["type"] = _default_tag(item)
+
+
+def _tagged_copy(body: Mapping[str, Any]) -> Any:
+    """The caller's body with each input item without `type` given its default tag, the caller's
+    objects left as they were; None if no item lacks one."""
+    items = body.get("input")
     if not isinstance(items, list):
         return None
-    patched = list(items) if copy else items
+    patched = list(items)
     changed = False
     for index, item in enumerate(items):
-        if (type(item) is dict or isinstance(item, Mapping)) and "type" not in item:
-            tag = _DEFAULT_TAGS[0] if "role" in item or "content" in item else _DEFAULT_TAGS[1]
-            if copy or not isinstance(item, dict):
-                patched[index] = {**item, "type": tag}
-            else:
-                item["type"] = tag
+        if isinstance(item, Mapping) and "type" not in item:
+            patched[index] = {**item, "type": _default_tag(item)}
             changed = True
-    if not changed:
-        return None
-    return {**body, "input": patched} if copy else body
+    return {**body, "input": patched} if changed else None
 
 
 def _struct_tags() -> dict[type[msgspec.Struct], str]:
