@@ -17,7 +17,7 @@ import msgspec
 import generated
 from counter import _encoding
 from counter._decode import decode_request
-from counter._encoding import TokenizerError, counter_for
+from counter._encoding import TokenizerError, counter_for, known_counts
 from counter._errors import InputTokensError, InvalidRequestError
 from counter._models import ModelInfo, UnknownModelError, known_models, lookup_model
 from counter._pieces import Special, render_text
@@ -123,6 +123,7 @@ def _count(body: Body, model: str | None, resolver: Resolver | None, estimate: b
     encoding = info.encoding
 
     tokens = counter_for(encoding)
+    known_count = known_counts(encoding)
     try:
         sections = render(request, info, resolver=resolver, estimate=estimate)
     except InputTokensError:
@@ -154,7 +155,7 @@ def _count(body: Body, model: str | None, resolver: Resolver | None, estimate: b
                 for piece in pieces:
                     cls = piece.__class__
                     if cls is str:
-                        n += tokens(piece)  # type: ignore[arg-type]  # narrowed by the class test
+                        n += known_count(piece) or tokens(piece)  # type: ignore[arg-type]  # narrowed by the class test
                     elif cls is Special:
                         n += piece.n  # type: ignore[union-attr]  # narrowed by the class test
                     else:

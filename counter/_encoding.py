@@ -38,6 +38,7 @@ __all__ = [
     "count_text",
     "counter_for",
     "get_encoding",
+    "known_counts",
 ]
 
 
@@ -225,6 +226,16 @@ _short: dict[str, dict[str, int]] = {}
 
 
 _counters: dict[str, Callable[[str], int]] = {}
+
+
+def known_counts(encoding_name: str) -> Callable[[str], int | None]:
+    """`text -> count` of the short texts `counter_for(encoding_name)` has counted, else None.
+
+    The bound `get` of its dict: a hot loop that calls it first and `counter_for`'s function only
+    on None saves a Python call per short text (0.5 µs of a ~16 µs small count, 9 texts).
+    """
+    counter_for(encoding_name)  # the dict exists once its counter does
+    return _short[encoding_name].get
 
 
 def counter_for(encoding_name: str) -> Callable[[str], int]:
