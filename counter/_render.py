@@ -316,7 +316,7 @@ class _Ctx:
     """One rendering: the request, the model, the flattened history and the caller's resolver."""
 
     # One per count: slots make it cheaper to build and to read on every item.
-    __slots__ = ("call_names", "estimate", "fam", "has_tools", "info", "info_id", "instructions", "is_call",
+    __slots__ = ("call_names", "estimate", "fam", "has_tools", "info", "instructions", "is_call",
                  "items", "last_user", "params", "request", "resolver")  # fmt: skip
 
     def __init__(
@@ -324,8 +324,7 @@ class _Ctx:
     ) -> None:
         self.request = request
         self.info = info
-        self.fam = family_rules(info)
-        self.info_id = _info_id(info)
+        self.fam = _FAMILIES[info.family]
         self.resolver = resolver
         self.estimate = estimate
         self.instructions = request.instructions if isinstance(request.instructions, str) else ""
@@ -1205,7 +1204,7 @@ def render(
         # A system (ChatML) or developer (harmony) message; "" adds nothing (§1 [API]).
         sections.append(new(Section, ("instructions", fam.message(fam.system_role, None, [ctx.instructions]), None)))
     if isinstance(request.tools, list) and request.tools:
-        key = (ctx.info_id, bool(ctx.instructions), msgspec.json.encode(request.tools))
+        key = (_info_id(info), bool(ctx.instructions), msgspec.json.encode(request.tools))
         tools = _TOOLS.get(key)
         if tools is None:
             tools = (tuple(_tools_pieces(ctx, request.tools)), {})
