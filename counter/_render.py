@@ -1115,28 +1115,10 @@ def _input_params(n: int) -> tuple[str, ...]:
 
 def _flatten(ctx: _Ctx, sections: list[Section]) -> None:
     """Stored history, then the input, as one list of items; item references resolved."""
-    request, resolver = ctx.request, ctx.resolver
+    request = ctx.request
     items_out, params = ctx.items, ctx.params
-    previous = request.previous_response_id if isinstance(request.previous_response_id, str) else None
-    conversation = request.conversation
-    conversation_id = conversation if isinstance(conversation, str) else None
-    if isinstance(conversation, g.ConversationParam):
-        conversation_id = conversation.id
-    if previous is not None or conversation_id is not None:
-        field_name = "previous_response_id" if previous is not None else "conversation"
-        stored = resolver.items_before(previous, conversation_id) if resolver is not None else None
-        if stored is None:
-            ctx.unresolved(
-                field_name,
-                f"'{field_name}' names history stored on OpenAI's servers ({previous or conversation_id!r}): "
-                "its items are not known offline.",
-            )
-            sections.append(Section(field_name, [Fixed(0, True, "stored history not available: 0 (estimate)")]))
-        else:
-            for k, value in enumerate(stored):
-                param = f"{field_name}[{k}]"
-                items_out.append(ctx.decode_item(value, param, "items_before()"))
-                params.append(param)
+    if isinstance(request.previous_response_id, str) or isinstance(request.conversation, _CONVERSATION_IDS):
+        _stored_history(ctx, sections)
 
     items = request.input
     base = len(items_out)  # input items from here on; stored ones before
@@ -1167,6 +1149,35 @@ def _flatten(ctx: _Ctx, sections: list[Section]) -> None:
         is_call.append(cls is function_call)
     is_call.append(False)
     ctx.is_call = is_call
+
+
+# A conversation given by id (a string or {"id": ...}): its items are stored on OpenAI's servers.
+_CONVERSATION_IDS: Final = (str, g.ConversationParam)
+
+
+def _stored_history(ctx: _Ctx, sections: list[Section]) -> None:
+    """The items before the input that `previous_response_id` or `conversation` name, from the
+    resolver (or an estimated empty section when nobody can resolve them)."""
+    request, resolver = ctx.request, ctx.resolver
+    previous = request.previous_response_id if isinstance(request.previous_response_id, str) else None
+    conversation = request.conversation
+    conversation_id = conversation if isinstance(conversation, str) else None
+    if isinstance(conversation, g.ConversationParam):
+        conversation_id = conversation.id
+    field_name = "previous_response_id" if previous is not None else "conversation"
+    stored = resolver.items_before(previous, conversation_id) if resolver is not None else None
+    if stored is None:
+        ctx.unresolved(
+            field_name,
+            f"'{field_name}' names history stored on OpenAI's servers ({previous or conversation_id!r}): "
+            "its items are not known offline.",
+        )
+        sections.append(Section(field_name, [Fixed(0, True, "stored history not available: 0 (estimate)")]))
+    else:
+        for k, value in enumerate(stored):
+            param = f"{field_name}[{k}]"
+            ctx.items.append(ctx.decode_item(value, param, "items_before()"))
+            ctx.params.append(param)
 
 
 def _resolve_reference(ctx: _Ctx, item: g.ItemReference, param: str) -> Any:
