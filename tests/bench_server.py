@@ -5,12 +5,11 @@ small and a medium real body (tests/data), `input-tokens serve` next to a bare h
 the same granian setup (same options, same number of workers), in interleaved rounds. The load
 generator is wrk when it is installed, else a bounded asyncio client over raw keep-alive sockets
 (slower than wrk, so its absolute numbers are lower; the ratios are what to read).
-When the machine has a core to spare, each server's workers get cores of their own and the load
-generator the others (`--no-pin` shares every core): a worker's throughput is then what one core
-gives it, and the load generator's CPU never comes out of the server's. On the 2-core VM of the
-README that made the per-round ratio steady (0.59-0.63 over 5 rounds, against 0.50-0.72 unpinned),
-with wrk using a quarter of its core at hello-world's rate. The unpinned small-body comparison is
-also run and printed, for the record.
+When the machine has a core to spare and the load generator is wrk, each server's workers get cores
+of their own and wrk the others (`--no-pin` shares every core): a worker's throughput is then what
+one core gives it, and the load generator's CPU never comes out of the server's (on the 2-core VM of
+the README, wrk used a quarter of its core at hello-world's rate). The unpinned small-body
+comparison is also run and printed, for the record.
 Target: on small bodies, at least half of the hello-world throughput.
 
 Batch: bodies/s of `input-tokens count --jsonl` on a 100k-line file of real bodies, with one worker
@@ -310,8 +309,10 @@ def _ratios(runs: dict[tuple[str, str], list[Result]], app: str, name: str) -> l
 
 def bench_server(args: argparse.Namespace) -> None:
     bodies = pick_bodies()
-    split = split_cores(args.workers) if args.pin else None
     wrk = shutil.which("wrk")
+    # Only wrk is pinned: it drives hello-world from a quarter of one core, while the asyncio client,
+    # several times slower, would cap hello-world on one core and flatter every ratio.
+    split = split_cores(args.workers) if args.pin and wrk else None
     threads = len(split[1]) if split else 2
     generator = f"wrk -t{threads}" if wrk else "asyncio client (wrk not installed)"
     apps = ["hello (granian)", "input-tokens", "input-tokens (no access log)"]
