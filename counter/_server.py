@@ -4,11 +4,12 @@ No web framework: four routes do not need one, and every microsecond of framewor
 request of a gateway. `serve` runs it on granian (HTTP parsing in Rust, one event loop per worker
 process, respawned workers, a header read timeout); `create_app` works under any ASGI server.
 tests/bench_server.py measures the app and a hello-world app on granian and on uvicorn (uvloop +
-httptools) side by side, in interleaved rounds. On the 2-core development machine the two stacks are
-close: granian over uvicorn, hello-world 0.83x-0.98x, this app 0.97x-1.21x on the small body and
-1.05x-1.40x on the medium one (three runs of 5 rounds, 2026-11-27). Granian is kept for that, and for
-what the stress tests need of the stack: it rejects malformed HTTP itself (400/414/431) and bounds a
-stalled request head, which the app cannot do.
+httptools) side by side, in interleaved rounds. On the 2-core development machine, granian over
+uvicorn: this app 1.09x-1.18x on the small body and 1.01x-1.14x on the medium one with each server on
+a core of its own (three runs of 5 rounds, 2026-11-27; 0.97x-1.21x and 1.05x-1.40x sharing both cores),
+while hello-world is faster on uvicorn (granian's 0.77x-0.81x of it on one core). What users run is
+this app, so granian is kept; also for what the stress tests need of the stack: it rejects malformed
+HTTP itself (400/414/431) and bounds a stalled request head, which the app cannot do.
 
 Routes: `POST /v1/responses/input_tokens` and `POST /responses/input_tokens` (the count), `GET /healthz`
 (never asks for the key), `GET /openapi.json` (built from schema/). With an API key configured, every
