@@ -50,7 +50,7 @@ from counter._resolve import Resolver
 from counter._response_format import response_format_section
 from counter._typescript import custom_tool_declaration, function_declaration, namespace_block
 
-__all__ = ["CHATML", "HARMONY", "FamilyRules", "Section", "family_rules", "render"]
+__all__ = ["CHATML", "HARMONY", "FamilyRules", "Section", "render"]
 
 
 class Section(NamedTuple):
@@ -300,11 +300,6 @@ def _info_id(info: ModelInfo) -> int:
     number = _INFO_IDS.setdefault(info, len(_INFO_IDS))
     _INFO_IDS_BY_OBJECT[id(info)] = (info, number)  # holding `info` keeps its id from being reused
     return number
-
-
-def family_rules(info: ModelInfo) -> FamilyRules:
-    """The rules of the model's prompt family."""
-    return _FAMILIES[info.family]
 
 
 # ------------------------------------------------------------------------------------------------
