@@ -6,8 +6,8 @@ process, respawned workers, a header read timeout); `create_app` works under any
 tests/bench_server.py measures the app and a hello-world app on granian and on uvicorn (uvloop +
 httptools) side by side, in interleaved rounds. On the 2-core development machine, granian over
 uvicorn: this app 1.09x-1.18x on the small body and 1.01x-1.14x on the medium one with each server on
-a core of its own (three runs of 5 rounds, 2026-11-27; 0.97x-1.21x and 1.05x-1.40x sharing both cores),
-while hello-world is faster on uvicorn (granian's 0.77x-0.81x of it on one core). What users run is
+a core of its own (four runs of 5 rounds, 2026-11-27; 0.97x-1.21x and 1.05x-1.40x sharing both cores),
+while hello-world is faster on uvicorn (granian's 0.74x-0.81x of it on one core). What users run is
 this app, so granian is kept; also for what the stress tests need of the stack: it rejects malformed
 HTTP itself (400/414/431) and bounds a stalled request head, which the app cannot do.
 
