@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import Final
 from xml.etree import ElementTree
 
+from counter._images import ImageError, data_url_payload
+
 __all__ = ["FileError", "FileText", "decode_file_data", "file_text"]
 
 
@@ -86,13 +88,11 @@ def decode_file_data(file_data: str) -> tuple[str, bytes]:
     mime = ""
     payload = file_data
     if file_data[:5].lower() == "data:":
-        comma = file_data.find(",")
-        if comma < 0:
-            raise FileError("data URL without a ',' separating the header from the data")
-        params = file_data[5:comma].split(";")
-        mime = params[0].strip().lower()
-        payload = file_data[comma + 1 :]
-        if not any(p.strip().lower() == "base64" for p in params[1:]):
+        try:  # the data URL header parser that images use too
+            mime, payload, is_b64 = data_url_payload(file_data)
+        except ImageError as exc:  # only its missing ',' can fail here: the prefix was checked
+            raise FileError(str(exc)) from None
+        if not is_b64:
             return mime, urllib.parse.unquote_to_bytes(payload)
     clean = re.sub(r"\s+", "", payload)
     try:
