@@ -56,8 +56,9 @@ __all__ = ["CHATML", "HARMONY", "FamilyRules", "Section", "render"]
 class Section(NamedTuple):
     """One labelled part of the rendered prompt: `(label, pieces, counts)`.
 
-    `counts` is shared by every rendering of the same tools (see `render`): the counter
-    stores `{encoding: (tokens, estimated)}` there, so a section seen before is not counted again.
+    `counts` is shared by every rendering of the same tools, and by every priming of a family (see
+    `render`): the counter stores `{encoding: (tokens, estimated)}` there, so a section seen before
+    is not counted again.
     """
 
     label: str
