@@ -20,12 +20,13 @@ from counter._count import (
     set_default_model,
 )
 from counter._decode import decode_request
-from counter._errors import InputTokensError, InvalidRequestError, UnresolvedError
+from counter._errors import CountTimeoutError, InputTokensError, InvalidRequestError, UnresolvedError
 from counter._models import register_alias, unregister_alias
 from counter._resolve import Resolver
 
 __all__ = [
     "Count",
+    "CountTimeoutError",
     "InputTokensError",
     "InvalidRequestError",
     "Part",

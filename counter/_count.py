@@ -15,10 +15,10 @@ from typing import Any, Final
 import msgspec
 
 import generated
-from counter import _encoding
+from counter import _deadline, _encoding
 from counter._decode import decode_request
 from counter._encoding import TokenizerError, counter_for, known_counts
-from counter._errors import InputTokensError, InvalidRequestError
+from counter._errors import CountTimeoutError, InputTokensError, InvalidRequestError
 from counter._models import ModelInfo, UnknownModelError, known_models, lookup_model
 from counter._pieces import Special, render_text
 from counter._render import memo_clear, memo_info, render
@@ -111,7 +111,29 @@ def get_default_model() -> str:
     return _default_model
 
 
-def _count(body: Body, model: str | None, resolver: Resolver | None, estimate: bool, breakdown: bool) -> Count:
+def _count(
+    body: Body, model: str | None, resolver: Resolver | None, estimate: bool, breakdown: bool, timeout: float | None
+) -> Count:
+    if timeout is None:
+        return _count_body(body, model, resolver, estimate, breakdown, None)
+    if not timeout > 0:  # also refuses NaN
+        raise ValueError(f"timeout must be a number of seconds > 0 or None, got {timeout!r}")
+    deadline = (_deadline.monotonic() + timeout, timeout)
+    token = _deadline.use(deadline)
+    try:
+        return _count_body(body, model, resolver, estimate, breakdown, deadline)
+    finally:
+        _deadline.reset(token)
+
+
+def _count_body(
+    body: Body,
+    model: str | None,
+    resolver: Resolver | None,
+    estimate: bool,
+    breakdown: bool,
+    deadline: _deadline.Deadline | None,
+) -> Count:
     request = decode_request(body)
     if model is not None:
         name = model
@@ -144,6 +166,8 @@ def _count(body: Body, model: str | None, resolver: Resolver | None, estimate: b
     total = 0
     any_estimated = False
     for label, pieces, counts in sections:
+        if deadline is not None and _deadline.monotonic() > deadline[0]:
+            raise CountTimeoutError(deadline[1])
         known = counts.get(encoding) if counts is not None else None
         if known is not None:
             n, estimated = known
@@ -203,6 +227,7 @@ def count(
     resolver: Resolver | None = None,
     estimate: bool = False,
     breakdown: bool = True,
+    timeout: float | None = None,
 ) -> Count:
     """Count the input tokens of a Responses-API request body, as `POST /v1/responses/input_tokens` would.
 
@@ -222,8 +247,14 @@ def count(
 
     `breakdown=False` leaves `Count.breakdown` empty: the same total and `estimated`, without the
     per-section parts and their readable texts (what a server that only sends the total needs).
+
+    `timeout` (seconds) bounds the count: past it, counting stops within a few milliseconds and
+    raises `CountTimeoutError`, rather than running to the end. The deadline is checked between
+    items, tools, sections, PDF pages and chunks of long texts; what runs in one piece between two
+    checks (decoding the JSON, one text with nowhere to cut it, such as a long run of one character)
+    is not interrupted.
     """
-    return _count(body, model, resolver, estimate, breakdown)
+    return _count(body, model, resolver, estimate, breakdown, timeout)
 
 
 def count_input_tokens(
@@ -232,9 +263,10 @@ def count_input_tokens(
     model: str | None = None,
     resolver: Resolver | None = None,
     estimate: bool = False,
+    timeout: float | None = None,
 ) -> int:
     """`count(...).input_tokens`, without building the breakdown."""
-    return _count(body, model, resolver, estimate, False).input_tokens
+    return _count(body, model, resolver, estimate, False, timeout).input_tokens
 
 
 def cache_info() -> dict[str, dict[str, int]]:

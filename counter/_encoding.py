@@ -19,13 +19,15 @@ from __future__ import annotations
 import binascii
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from typing import Final
 
 import tiktoken
 
+from counter import _deadline
+from counter._errors import CountTimeoutError
 from counter._lru import BoundedLRU
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "counter_for",
     "get_encoding",
     "known_counts",
+    "split_points",
 ]
 
 
@@ -139,14 +142,80 @@ def _is_tokenizer_panic(exc: BaseException) -> bool:
 
 
 def _encode_len(name: str, text: str) -> int:
-    enc = get_encoding(name)
+    encode = get_encoding(name).encode_ordinary
     try:
-        return len(enc.encode_ordinary(text))
+        if len(text) <= CHUNK_CHARS:
+            return len(encode(text))
+        return _chunked_len(encode, text, CHUNK_CHARS)
+    except CountTimeoutError:
+        raise
     except BaseException as exc:
         error = _tokenizer_error(name, text, exc)
         if error is exc:
             raise  # KeyboardInterrupt, SystemExit, ... are not ours to swallow
         raise error from exc
+
+
+# Long texts are tokenized in chunks of about this many characters, cut only where the count cannot
+# change (`split_points`): between chunks the count's deadline is checked, so a timed-out count
+# stops within one chunk's time (a few ms), and tiktoken's list of token ids, ~36 bytes a token,
+# never holds more than one chunk's (an 8 M-character text held ~70 MB of them at once).
+CHUNK_CHARS: Final = 1 << 16
+
+
+def _chunked_len(encode: Callable[[str], list[int]], text: str, size: int) -> int:
+    deadline = _deadline.current()
+    n = start = 0
+    for cut in split_points(text, size):
+        n += len(encode(text[start:cut]))
+        start = cut
+        if deadline is not None and _deadline.monotonic() > deadline[0]:
+            raise CountTimeoutError(deadline[1])
+    return n + len(encode(text[start:]))
+
+
+def split_points(text: str, size: int) -> Iterator[int]:
+    """Offsets at which `text` can be cut into pieces of about `size` characters or more whose token
+    counts add up to the count of the whole, for both shipped encodings.
+
+    A cut is made only where every pre-token of the split regexes (`_CL100K_PAT`, `_O200K_PAT`) ends,
+    whatever follows, so tiktoken (which runs BPE within pre-tokens) sees the same pre-tokens:
+    - before a space that follows a non-space character and precedes a letter: no pattern lets a
+      pre-token continue from a non-space character into a space, and ` <letter>` always starts one
+      (the letter patterns' optional leading character);
+    - after a line feed that precedes a letter: a line feed only ends pre-tokens (the letter
+      patterns' leading character excludes it, the punctuation and whitespace patterns end with it),
+      and the whitespace run before it is one pre-token whether a letter or the end of text follows.
+    Python's `str.isalpha` is exactly `\\p{L}`, and every `\\s` character is `str.isspace`.
+    A text without such places (one repeated character, minified data) is not cut: it is one
+    tokenizer call. tests/test_primitives_encoding.py checks the sums against tiktoken.
+    """
+    end = len(text) - 1  # a cut needs a character after it
+    pos = size
+    while pos < end:
+        space, newline = text.find(" ", pos, end), text.find("\n", pos - 1, end)
+        for _ in range(_CANDIDATES):
+            if space >= 0 and (newline < 0 or space < newline):
+                if text[space + 1].isalpha() and not text[space - 1].isspace():
+                    yield space
+                    pos = space + size
+                    break
+                space = text.find(" ", space + 1, end)
+            elif newline >= 0:
+                if text[newline + 1].isalpha():
+                    yield newline + 1
+                    pos = newline + 1 + size
+                    break
+                newline = text.find("\n", newline + 1, end)
+            else:
+                return  # no place left to cut
+        else:
+            pos += size  # many spaces and line feeds, none before a letter: look one chunk further
+
+
+# Places looked at for one cut before moving a chunk further: keeps finding cuts linear in the text
+# (a text of "1 1 1 ..." has a space every other character and no place to cut).
+_CANDIDATES: Final = 64
 
 
 def _tokenizer_error(name: str, text: str, exc: BaseException) -> BaseException:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["InputTokensError", "InvalidRequestError", "UnresolvedError"]
+__all__ = ["CountTimeoutError", "InputTokensError", "InvalidRequestError", "UnresolvedError"]
 
 
 class InputTokensError(Exception):
@@ -59,3 +59,29 @@ class UnresolvedError(InputTokensError, LookupError):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, param={self.param!r})"
+
+
+class CountTimeoutError(InputTokensError, TimeoutError):
+    """The count ran past the `timeout` it was given, and stopped.
+
+    The counter checks its deadline between the sections of the prompt, between input items and
+    tools, between PDF pages and between chunks of long texts, so a count stops shortly after its
+    deadline instead of running to the end. `timeout` is the limit in seconds; `code` is
+    `"timeout"`. Pass a larger `timeout` (or none) to let such a body finish.
+    """
+
+    type = "invalid_request_error"
+    code = "timeout"
+    param = None
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.message = f"Counting took longer than the time limit of {timeout:g}s and was stopped."
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The same envelope as `InvalidRequestError.to_dict()`."""
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(timeout={self.timeout!r})"

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import Final
 from xml.etree import ElementTree
 
+from counter import _deadline
+from counter._errors import CountTimeoutError
 from counter._images import ImageError, data_url_payload
 
 __all__ = ["FileError", "FileText", "decode_file_data", "file_text"]
@@ -120,6 +122,10 @@ def _pdf_text(data: bytes) -> str:
     def visit(*_: object) -> None:
         nonlocal operators
         operators += 1
+        if not operators % 1024:
+            # A page can hold many thousands of operators: the count's deadline is checked inside it.
+            # pypdf swallows this inside a form XObject as it does `_OverBudget`; the next check raises again.
+            _deadline.check()
         if operators > MAX_PDF_OPERATORS:
             # Inside a form XObject pypdf swallows the exception and goes on with the page; the
             # page's next operator raises again outside it, which ends the extraction.
@@ -135,12 +141,15 @@ def _pdf_text(data: bytes) -> str:
             content_bytes += len(contents.get_data()) if contents is not None else 0
             if content_bytes > MAX_PDF_CONTENT_BYTES:
                 raise FileError(f"PDF page content exceeds {MAX_PDF_CONTENT_BYTES} bytes: too large to extract")
-        pages = [page.extract_text(visitor_operand_before=visit) or "" for page in reader.pages]
+        pages = []
+        for page in reader.pages:
+            _deadline.check()
+            pages.append(page.extract_text(visitor_operand_before=visit) or "")
         if operators > MAX_PDF_OPERATORS:
             raise _OverBudget
     except _OverBudget:
         raise FileError(f"PDF has more than {MAX_PDF_OPERATORS} content operators: too large to extract") from None
-    except FileError:
+    except (FileError, CountTimeoutError):
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
         raise FileError(f"unreadable PDF: {exc}") from exc

@@ -32,8 +32,9 @@ from typing import Annotated, Any, Final, Literal, NamedTuple, TypeAlias, Union,
 import msgspec
 
 import generated as g
+from counter import _deadline
 from counter._decode import decode_request
-from counter._errors import InvalidRequestError, UnresolvedError
+from counter._errors import CountTimeoutError, InvalidRequestError, UnresolvedError
 from counter._files import FileError, FileText, file_text
 from counter._images import (
     ImageError,
@@ -668,9 +669,18 @@ def _functions_block(ctx: _Ctx, outs: Sequence[_ToolOut], header: str) -> list[P
     return [head, rest] if len(first) > 1 else [head + rest]
 
 
+def _tool_outs(ctx: _Ctx, tools: Sequence[Any]) -> list[_ToolOut]:
+    """Each tool rendered by its kind's rule; the count's deadline is checked between tools."""
+    outs = []
+    for tool in tools:
+        _deadline.check()
+        outs.append(_dispatch(_TOOL_HANDLERS, tool, "tool")(ctx, tool))
+    return outs
+
+
 def _tools_pieces(ctx: _Ctx, tools: Sequence[Any]) -> list[Piece]:
     fam = ctx.fam
-    outs = [_dispatch(_TOOL_HANDLERS, tool, "tool")(ctx, tool) for tool in tools]
+    outs = _tool_outs(ctx, tools)
     pieces = _functions_block(ctx, outs, fam.tools_header)
     n = sum(1 for o in outs if o.decl)
     if n:
@@ -884,7 +894,7 @@ def _item_compaction(ctx: _Ctx, i: int, item: g.Compaction) -> list[Piece]:
 
 def _item_additional_tools(ctx: _Ctx, i: int, item: g.AdditionalTools) -> list[Piece]:
     # T(its tools section) + about 84 hidden tokens [FIT, one request; pydai-0315/0917/0918 exact].
-    outs = [_dispatch(_TOOL_HANDLERS, tool, "tool")(ctx, tool) for tool in item.tools]
+    outs = _tool_outs(ctx, item.tools)
     decls = ["".join(o.decl) for o in outs if o.decl]
     pieces: list[Piece] = []
     if decls:
@@ -897,7 +907,7 @@ def _item_additional_tools(ctx: _Ctx, i: int, item: g.AdditionalTools) -> list[P
 
 def _item_tool_search_output(ctx: _Ctx, i: int, item: g.ToolSearchOutput) -> list[Piece]:
     # The loaded tool definitions: rendered as their declarations (estimate).
-    outs = [_dispatch(_TOOL_HANDLERS, tool, "tool")(ctx, tool) for tool in item.tools]
+    outs = _tool_outs(ctx, item.tools)
     decls = ["".join(o.decl) for o in outs if o.decl]
     body: list[Piece] = [namespace_block(decls)] if decls else []
     for o in outs:
@@ -1237,7 +1247,10 @@ def render(
     # items carry images) costs about what rendering the item does, and a next turn measured the same
     # with and without it. What a next turn saves is tokenizing, and the text cache keeps that.
     handlers, tags, params = _ITEM_HANDLERS, _TAGS, ctx.params  # locals: a loop per item
+    deadline, monotonic = _deadline.current(), _deadline.monotonic
     for k, item in enumerate(ctx.items):
+        if deadline is not None and monotonic() > deadline[0]:
+            raise CountTimeoutError(deadline[1])
         param = params[k]
         cls = item.__class__
         handler = handlers.get(cls) or _dispatch(handlers, item, "input item")
