@@ -23,6 +23,8 @@ a bug in a handler is a logged 500, never a dead worker. Each request writes one
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import functools
 import hmac
 import json
 import logging
@@ -37,7 +39,7 @@ from typing import IO, Any, Final
 import msgspec
 
 from counter._count import Count, count
-from counter._errors import InputTokensError, UnresolvedError
+from counter._errors import CountTimeoutError, InputTokensError, UnresolvedError
 
 __all__ = [
     "ESTIMATE_HEADER",
@@ -62,6 +64,9 @@ COUNT_PATHS = frozenset({"/v1/responses/input_tokens", "/responses/input_tokens"
 #: Set to `true` on a 200 whose count is an estimate; the body keeps OpenAI's exact shape.
 ESTIMATE_HEADER = "x-input-tokens-estimated"
 MiB = 1024 * 1024
+#: How long a small body may be counted on the event loop before its count moves to a thread: every
+#: other connection of the worker waits while it runs. Real small bodies take microseconds.
+INLINE_SECONDS: Final = 0.05
 
 
 @dataclass(frozen=True)
@@ -75,10 +80,11 @@ class ServerConfig:
     #: stay far below it, and it keeps a hostile body from recursing through the decoder and renderer.
     max_depth: int = 128
     #: Wall-clock budget of one request (reading the body and counting it); past it the client gets a
-    #: 504. A count already running in a thread finishes in the background (Python cannot kill it).
+    #: 504 and the count itself stops (`count(timeout=...)`), so a client cannot leave work behind.
     timeout_seconds: float = 30.0
-    #: Bodies up to this size are counted on the event loop (no thread hop: the fast path); larger
-    #: ones in a thread under the timeout, so one huge or slow body does not stall the others.
+    #: Bodies up to this size are counted on the event loop (no thread hop: the fast path) for at most
+    #: `INLINE_SECONDS`; larger ones, and small ones that need longer (a crafted PDF), in a thread
+    #: under the timeout, so one huge or slow body does not stall the others.
     inline_bytes: int = 16 * 1024
     #: Count what can be counted when a body names server-side state, flagged by the estimate header.
     estimate: bool = False
@@ -284,6 +290,7 @@ class _App:
         self.config = config
         self._key = config.api_key.encode() if config.api_key else None
         self._openapi: bytes | None = None
+        self._release_pending = False
         # Under `serve`, access lines skip the logging machinery (a LogRecord costs more than a small
         # count) and go straight to the batching handler; anywhere else they are plain log records.
         only = access_log.handlers[0] if len(access_log.handlers) == 1 else None
@@ -349,15 +356,19 @@ class _App:
         declared = int(content_length) if content_length is not None and content_length.isdigit() else None
         if declared is not None and declared > limit:
             raise _too_large(declared, limit)
-        body, deadline = await self._read_body(receive, declared)
+        expires = time.monotonic() + self.config.timeout_seconds
+        body = await self._read_body(receive, declared, expires)
         if len(body) <= self.config.inline_bytes:
-            # Small bodies are counted right here, on the loop: no coroutine or thread in between.
+            # Small bodies are counted right here, on the loop: no coroutine or thread in between;
+            # one that takes longer than a slice of loop time goes on in a thread instead.
             try:
-                result = self._count_sync(body)
+                result = self._count_sync(body, min(expires, time.monotonic() + INLINE_SECONDS))
+            except CountTimeoutError:
+                result = await self._count(body, expires)
             except InputTokensError as exc:
                 raise self._from_library(exc) from None
         else:
-            result = await self._count(body, deadline)
+            result = await self._count(body, expires)
         body = _SUCCESS % result.input_tokens  # == _encoder.encode(result.to_dict()), without the dict
         await _respond(send, scope, 200, body, _ESTIMATED if result.estimated else None)
         return 200, result.input_tokens
@@ -376,8 +387,8 @@ class _App:
         if not (valid and scheme.lower() == b"bearer"):
             raise _HTTPError(401, "Incorrect API key provided.", code="invalid_api_key")
 
-    async def _read_body(self, receive: Receive, declared: int | None) -> tuple[bytes, float | None]:
-        """The body, and the loop-clock deadline of the request when reading it had to wait."""
+    async def _read_body(self, receive: Receive, declared: int | None, expires: float) -> bytes:
+        """The body, read before `expires` (a `time.monotonic()` instant)."""
         limit = self.config.max_body_bytes
         message = await receive()
         # Fast path: the whole body came with the first message (every small body does). Granian
@@ -390,13 +401,11 @@ class _App:
             body: bytes = message.get("body", b"")
             if len(body) > limit:
                 raise _too_large(len(body), limit)
-            return body, None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.timeout_seconds
+            return body
         chunks: list[bytes] = []
         size = 0
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout(expires - time.monotonic()):
                 while True:
                     if message["type"] == "http.disconnect":
                         raise _HTTPError(400, "The client disconnected before sending the whole body.")
@@ -406,26 +415,67 @@ class _App:
                         raise _too_large(size, limit)
                     chunks.append(chunk)
                     if not message.get("more_body", False):
-                        return b"".join(chunks), deadline
+                        return b"".join(chunks)
                     message = await receive()
         except TimeoutError:
             raise self._timeout() from None
 
-    async def _count(self, body: bytes, deadline: float | None) -> Count:
-        """Count a large body in a thread, under the request's time limit."""
-        config = self.config
+    async def _count(self, body: bytes, expires: float) -> Count:
+        """Count a body in a thread, under the request's time limit.
+
+        The 504 is sent at the deadline even when the thread is inside a step that cannot be
+        interrupted; the thread stops at its next check of the same deadline (`count(timeout=...)`).
+        """
         try:
-            if deadline is None:
-                budget = config.timeout_seconds
-            else:
-                budget = max(deadline - asyncio.get_running_loop().time(), 0.001)
-            return await asyncio.wait_for(asyncio.to_thread(self._count_sync, body), budget)
-        except InputTokensError as exc:
-            raise self._from_library(exc) from None
+            budget = max(expires - time.monotonic(), 0.001)
+            result = await asyncio.wait_for(asyncio.to_thread(self._count_in_thread, body, expires), budget)
         except TimeoutError:
             raise self._timeout() from None
+        finally:
+            if len(body) >= RELEASE_BYTES:
+                self._release_soon()
+        if isinstance(result, Count):
+            return result
+        if isinstance(result, CountTimeoutError):
+            raise self._timeout()
+        if isinstance(result, InputTokensError):
+            raise self._from_library(result)
+        raise result
 
-    def _count_sync(self, body: bytes) -> Count:
+    def _count_in_thread(self, body: bytes, expires: float) -> Count | InputTokensError | _HTTPError:
+        """`_count_sync` for a worker thread: its error is returned, without traceback, not raised.
+
+        A raised error would keep its traceback's frames, and with them the body and its decoded text,
+        alive in the reference cycle between the thread's future and the loop's until the next garbage
+        collection: a timed-out 24 MB body held ~100 MB for seconds, and the worker grew by hundreds
+        of MB when that happened to a few at once (tests/test_timeout.py).
+        """
+        try:
+            return self._count_sync(body, expires)
+        except (InputTokensError, _HTTPError) as exc:
+            exc.__traceback__ = exc.__cause__ = exc.__context__ = None
+            return exc
+        finally:
+            if len(body) >= RELEASE_BYTES:
+                _release_memory()  # what the count itself freed, as soon as it ends
+
+    def _release_soon(self) -> None:
+        """Hand freed memory back to the OS shortly after this request is answered (when the server's
+        own copies of its body are gone too), once for the large requests of that moment."""
+        if not self._release_pending:
+            self._release_pending = True
+            asyncio.get_running_loop().call_later(RELEASE_DELAY, self._release)
+
+    def _release(self) -> None:
+        self._release_pending = False
+        asyncio.get_running_loop().run_in_executor(None, _release_memory)  # a few ms: not on the loop
+
+    def _count_sync(self, body: bytes, expires: float) -> Count:
+        """Count `body`, stopping with `CountTimeoutError` at `expires` (a `time.monotonic()` instant)."""
+        # The time left is taken when the count starts, not when it was queued for a thread.
+        left = expires - time.monotonic()
+        if left <= 0:
+            raise CountTimeoutError(self.config.timeout_seconds)
         depth = self.config.max_depth
         if nesting_exceeds(body, depth):
             raise _HTTPError(
@@ -435,7 +485,7 @@ class _App:
                 code="nesting_too_deep",
             )
         # Only the total and `estimated` are sent: no breakdown to build.
-        return count(body, estimate=self.config.estimate, breakdown=False)
+        return count(body, estimate=self.config.estimate, breakdown=False, timeout=left)
 
     def _from_library(self, exc: InputTokensError) -> _HTTPError:
         message = getattr(exc, "message", str(exc))
@@ -452,6 +502,34 @@ class _App:
         return _HTTPError(
             504, f"The request took longer than this server's limit of {self.config.timeout_seconds:g}s.", "timeout"
         )
+
+
+#: After a count of a body this large, the memory it freed is handed back to the operating system.
+RELEASE_BYTES: Final = 1 * MiB
+RELEASE_DELAY: Final = 0.1
+
+
+def _release_memory() -> None:
+    """Return the C heap's free memory to the OS (glibc's `malloc_trim`; nothing elsewhere).
+
+    A large body's text, the server's copies of it and tiktoken's buffers are freed in the arenas of
+    the threads that held them, and glibc keeps such memory for reuse: a worker that counted (or timed
+    out on) a few 24 MB bodies kept ~100-250 MB more than before, a little more each time, until this
+    call after each large count (tests/test_timeout.py measures the worker's RSS). It costs a few ms,
+    paid only after bodies that took longer than that to count.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows): nothing to call
+        return None
+    return trim
 
 
 def _loggable(path: str) -> str:
