@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import msgspec
 
+from counter import __version__
 from counter._count import Count, count
 from counter._encoding import get_encoding
 from counter._errors import InputTokensError, UnresolvedError
@@ -67,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Count input tokens of OpenAI Responses requests offline, as POST /v1/responses/input_tokens.",
         epilog="Exit codes: 0 all counted, 1 the body or some lines invalid, 2 usage error.",
     )
+    parser.add_argument("--version", action="version", version=f"input-tokens {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     c = commands.add_parser(
         "count",

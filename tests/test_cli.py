@@ -1,4 +1,4 @@
-"""The `input-tokens` command: one body, --breakdown, --model, JSONL batches, exit codes."""
+"""The `input-tokens` command: one body, --breakdown, --model, --version, JSONL batches, exit codes."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import counter
 from counter import count, count_input_tokens
 from counter._cli import CREATE_ONLY_KEYS, count_line, main
 
@@ -65,6 +66,19 @@ def test_breakdown(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -
     assert "model gpt-4o" in table
     for part in result.breakdown:
         assert part.label in table
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["--version"], capsys)
+    assert (code, out, err) == (0, f"input-tokens {counter.__version__}\n", "")
+
+
+def test_version_of_the_console_script() -> None:
+    """`python -m counter --version`, the same entry point as the `input-tokens` script, in a process."""
+    done = subprocess.run(
+        [sys.executable, "-m", "counter", "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"input-tokens {counter.__version__}\n", "")
 
 
 def test_model_override(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
