@@ -24,6 +24,10 @@ from counter._errors import CountTimeoutError, InputTokensError, InvalidRequestE
 from counter._models import register_alias, unregister_alias
 from counter._resolve import Resolver
 
+#: The version of this package: its one source (pyproject.toml reads it from here, statically,
+#: so it is the same installed, editable or from a clone on PYTHONPATH).
+__version__ = "0.1.0"
+
 __all__ = [
     "Count",
     "CountTimeoutError",
@@ -32,6 +36,7 @@ __all__ = [
     "Part",
     "Resolver",
     "UnresolvedError",
+    "__version__",
     "cache_clear",
     "cache_info",
     "configure_cache",

@@ -1,7 +1,9 @@
 """The `input-tokens` command: count one body or a JSONL batch from the shell, or serve HTTP.
 
 Exit codes: 0 everything counted, 1 the body (or some batch lines) invalid, 2 usage error.
-Results go to stdout; errors, notes and the batch summary to stderr.
+Results go to stdout, one JSON document (or one JSON line per --jsonl line) that scripts can parse;
+errors, notes, the batch summary and --breakdown's table to stderr, the table to stdout after the
+JSON only when stdout is a terminal (a person reads it there, and nothing parses it).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import IO, Any
 
 import msgspec
 
+from counter import __version__
 from counter._count import Count, count
 from counter._encoding import get_encoding
 from counter._errors import InputTokensError, UnresolvedError
@@ -67,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Count input tokens of OpenAI Responses requests offline, as POST /v1/responses/input_tokens.",
         epilog="Exit codes: 0 all counted, 1 the body or some lines invalid, 2 usage error.",
     )
+    parser.add_argument("--version", action="version", version=f"input-tokens {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     c = commands.add_parser(
         "count",
@@ -77,7 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("file", nargs="?", default="-", help="a JSON body (JSONL with --jsonl), or - for stdin (default)")
     c.add_argument("--jsonl", action="store_true", help="one body (or OpenAI Batch API line) per line")
     c.add_argument("--model", help="count for this model instead of the body's")
-    c.add_argument("--breakdown", action="store_true", help="show where the tokens go (single body)")
+    c.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="show where the tokens go (single body): a `breakdown` list in the JSON, and a table on stderr "
+        "(on stdout after the JSON when stdout is a terminal)",
+    )
     c.add_argument(
         "--estimate",
         action="store_true",
@@ -185,17 +194,34 @@ def _count_one(args: argparse.Namespace) -> int:
     except InputTokensError as exc:
         sys.stderr.write(_encoder.encode(_error_payload(exc)).decode() + "\n")
         return 1
-    sys.stdout.write(_encoder.encode(result.to_dict()).decode() + "\n")
+    sys.stdout.write(_encoder.encode(_result_payload(result, args.breakdown)).decode() + "\n")
     if args.breakdown:
-        sys.stdout.write(_breakdown_table(result))
+        # stdout stays one JSON document for whatever reads it; the table is for a person, so it goes
+        # where one reads: after the JSON on a terminal, else on stderr (as gh and kubectl do).
+        if sys.stdout.isatty():
+            sys.stdout.write("\n" + _breakdown_table(result))
+        else:
+            sys.stderr.write(_breakdown_table(result))
     elif result.estimated:
         sys.stderr.write("input-tokens: the count is an estimate (--breakdown shows which parts)\n")
     return 0
 
 
+def _result_payload(result: Count, breakdown: bool) -> dict[str, Any]:
+    """OpenAI's response body plus `estimated` (always there, so scripts can rely on it); with
+    `breakdown`, the model counted for and every part with its readable rendering."""
+    payload: dict[str, Any] = {**result.to_dict(), "estimated": result.estimated}
+    if breakdown:
+        payload["model"] = result.model
+        payload["breakdown"] = [
+            {"label": p.label, "tokens": p.tokens, "estimated": p.estimated, "text": p.text} for p in result.breakdown
+        ]
+    return payload
+
+
 def _breakdown_table(result: Count) -> str:
     width = max([len(p.label) for p in result.breakdown] + [5])
-    lines = [f"\n{'part':<{width}}  tokens  rendering"]
+    lines = [f"{'part':<{width}}  tokens  rendering"]
     for part in result.breakdown:
         mark = "~" if part.estimated else " "
         preview = part.text.replace("\n", "\\n")
@@ -283,9 +309,8 @@ def count_line(line: bytes, number: int, model: str | None = None, estimate: boo
     except Exception as exc:  # a bug: report the line, keep the batch going
         error = {"message": f"Internal error counting this line: {type(exc).__name__}: {exc}", "type": "server_error"}
         return _encoder.encode({**key, "error": {**error, "param": None, "code": None}}), 0, False, ignored
-    out: dict[str, Any] = {**key, **result.to_dict()}
-    if result.estimated or estimated:
-        out["estimated"] = True
+    # The same keys as a single count's JSON (`estimated` always there), keyed by line or custom_id.
+    out: dict[str, Any] = {**key, **result.to_dict(), "estimated": result.estimated or estimated}
     if ignored:
         out["ignored_keys"] = list(ignored)
     return _encoder.encode(out), result.input_tokens, True, ignored

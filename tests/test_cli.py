@@ -1,4 +1,4 @@
-"""The `input-tokens` command: one body, --breakdown, --model, JSONL batches, exit codes."""
+"""The `input-tokens` command: one body, --breakdown, --model, --version, JSONL batches, exit codes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from counter import count, count_input_tokens
+import counter
+from counter import Count, count, count_input_tokens
 from counter._cli import CREATE_ONLY_KEYS, count_line, main
 
 BODY = {"model": "gpt-4o", "input": "What is the capital of France?"}
@@ -40,7 +41,11 @@ def write(tmp_path: pathlib.Path, name: str, text: str) -> str:
 def test_count_one_body(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(["count", write(tmp_path, "b.json", json.dumps(BODY))], capsys)
     assert code == 0
-    assert json.loads(out) == {"object": "response.input_tokens", "input_tokens": count_input_tokens(BODY)}
+    assert json.loads(out) == {
+        "object": "response.input_tokens",
+        "input_tokens": count_input_tokens(BODY),
+        "estimated": False,
+    }
     assert err == ""
 
 
@@ -53,18 +58,80 @@ def test_count_from_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
     assert json.loads(out)["input_tokens"] == count_input_tokens(BODY)
 
 
-def test_breakdown(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
-    body = {"model": "gpt-4o", "instructions": "Be brief.", "input": "Hi"}
-    code, out, _ = run(["count", "--breakdown", write(tmp_path, "b.json", json.dumps(body))], capsys)
-    assert code == 0
-    first, table = out.split("\n", 1)
-    result = count(body)
-    assert json.loads(first)["input_tokens"] == result.input_tokens
-    assert "instructions" in table
+BREAKDOWN_BODY = {"model": "gpt-4o", "instructions": "Be brief.", "input": "Hi"}
+
+
+def check_table(table: str, result: Count) -> None:
+    assert table.startswith("part")
     assert ["total", str(result.input_tokens)] in [line.split()[:2] for line in table.splitlines()]
-    assert "model gpt-4o" in table
+    assert f"model {result.model}" in table
     for part in result.breakdown:
         assert part.label in table
+
+
+def test_breakdown_piped_stdout_is_one_json_document_and_the_table_goes_to_stderr(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(["count", "--breakdown", write(tmp_path, "b.json", json.dumps(BREAKDOWN_BODY))], capsys)
+    assert code == 0
+    result = count(BREAKDOWN_BODY)
+    assert json.loads(out) == {  # the whole of stdout: one JSON document, the breakdown inside it
+        "object": "response.input_tokens",
+        "input_tokens": result.input_tokens,
+        "estimated": False,
+        "model": "gpt-4o",
+        "breakdown": [
+            {"label": p.label, "tokens": p.tokens, "estimated": p.estimated, "text": p.text} for p in result.breakdown
+        ],
+    }
+    check_table(err, result)
+
+
+def test_breakdown_on_a_terminal_prints_the_table_after_the_json(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    code, out, err = run(["count", "--breakdown", write(tmp_path, "b.json", json.dumps(BREAKDOWN_BODY))], capsys)
+    assert code == 0
+    first, blank, table = out.split("\n", 2)
+    result = count(BREAKDOWN_BODY)
+    assert json.loads(first)["breakdown"][0]["label"] == "instructions"
+    assert blank == ""
+    check_table(table, result)
+    assert err == ""
+
+
+def test_an_estimated_count_says_so_in_its_json(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Estimated without --estimate (a hosted tool's prompt): `estimated` in the JSON, a note on stderr."""
+    body = {**BODY, "tools": [{"type": "web_search"}]}
+    path = write(tmp_path, "b.json", json.dumps(body))
+    code, out, err = run(["count", path], capsys)
+    assert code == 0
+    assert json.loads(out) == {
+        "object": "response.input_tokens",
+        "input_tokens": count_input_tokens(body),
+        "estimated": True,
+    }
+    assert "estimate" in err
+    code, out, err = run(["count", "--breakdown", path], capsys)
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["estimated"] is True
+    assert [p["label"] for p in payload["breakdown"] if p["estimated"]] == ["tools"]
+    assert "~ marks an estimate" in err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["--version"], capsys)
+    assert (code, out, err) == (0, f"input-tokens {counter.__version__}\n", "")
+
+
+def test_version_of_the_console_script() -> None:
+    """`python -m counter --version`, the same entry point as the `input-tokens` script, in a process."""
+    done = subprocess.run(
+        [sys.executable, "-m", "counter", "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"input-tokens {counter.__version__}\n", "")
 
 
 def test_model_override(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -95,7 +162,11 @@ def test_unresolved_exits_1_and_estimate_counts(tmp_path: pathlib.Path, capsys: 
     assert "--estimate" in error["message"]
     code, out, err = run(["count", "--estimate", path], capsys)
     assert code == 0
-    assert json.loads(out)["input_tokens"] == count_input_tokens(body, estimate=True)
+    assert json.loads(out) == {
+        "object": "response.input_tokens",
+        "input_tokens": count_input_tokens(body, estimate=True),
+        "estimated": True,
+    }
     assert "estimate" in err
 
 
@@ -140,7 +211,12 @@ def test_jsonl_plain_bodies_bad_and_blank_lines(tmp_path: pathlib.Path, capsys: 
     assert code == 1  # some lines invalid, and the batch went on past them
     lines = results(out)
     assert [line["line"] for line in lines] == [1, 3, 4, 6]  # blank lines skipped, numbers kept
-    assert lines[0] == {"line": 1, "object": "response.input_tokens", "input_tokens": count_input_tokens(BODY)}
+    assert lines[0] == {
+        "line": 1,
+        "object": "response.input_tokens",
+        "input_tokens": count_input_tokens(BODY),
+        "estimated": False,
+    }
     assert lines[1]["error"]["param"] == "input"
     assert "could not parse" in lines[2]["error"]["message"]
     assert lines[3]["input_tokens"] == count_input_tokens(other)
@@ -179,9 +255,10 @@ def test_jsonl_batch_api_lines(tmp_path: pathlib.Path, capsys: pytest.CaptureFix
         "custom_id": "a",
         "object": "response.input_tokens",
         "input_tokens": tokens,
+        "estimated": False,
         "ignored_keys": ["metadata", "store", "stream", "temperature"],
     }
-    assert b == {"custom_id": "b", "object": "response.input_tokens", "input_tokens": tokens}
+    assert b == {"custom_id": "b", "object": "response.input_tokens", "input_tokens": tokens, "estimated": False}
     assert c["custom_id"] == "c"
     assert "/v1/chat/completions" in c["error"]["message"]
     # A stored prompt template changes the count: unresolved, not ignored.
