@@ -2,13 +2,13 @@
 
 This module owns every call into tiktoken. Nothing else in the package imports tiktoken, so
 the failure modes of the tokenizer (a Rust panic on pathological whitespace runs, see
-research/TOKENIZERS.md) are handled in exactly one place.
+docs/tokenizers.md) are handled in exactly one place.
 
 - Vocabularies come from ``counter/_vocab/`` (package data) and are verified against the sha256
   that tiktoken itself expects, so a fresh offline machine counts exactly like tiktoken online.
 - Each encoding is built at most once per process, on first use, under a lock.
 - Only ordinary text is ever tokenized: special tokens (``<|start|>``, ``<|end|>``, ...) are never
-  written as text by the renderers; they count 1 each (research/RENDERING.md, header), so the
+  written as text by the renderers; they count 1 each (docs/rendering.md §0), so the
   encodings carry no special tokens at all and ``encode_ordinary`` is the only entry point.
 - Tool definitions, instructions and conversation history come back every turn, so counts of
   strings are remembered in a small LRU cache bounded by the total number of cached characters.
@@ -75,7 +75,7 @@ _O200K_PAT: Final = "|".join(
     ]
 )
 
-# sha256 values: vocab/README.md, identical to tiktoken's own expected_hash for these files.
+# sha256 values: counter/_vocab/README.md, identical to tiktoken's own expected_hash for these files.
 _SPECS: Final[dict[str, _EncodingSpec]] = {
     "o200k_base": _EncodingSpec(
         "o200k_base.tiktoken",
@@ -165,7 +165,7 @@ class _TextCountCache:
     """Map ``(encoding, text) -> token count``: a `BoundedLRU` weighed in characters.
 
     Short strings are not cached: tokenizing them costs about as much as the lookup (~1 µs,
-    TOKENIZERS.md). Strings larger than a quarter of the character budget are not cached either,
+    docs/tokenizers.md). Strings larger than a quarter of the character budget are not cached either,
     so one huge string cannot flush everything that repeats across turns.
     """
 

@@ -1,13 +1,13 @@
 """`input_file` with inline `file_data`: the text the model is shown, and whether it is exact.
 
-This module owns RENDERING.md §7. A file's cost is the tokens of its extracted text plus a small
+This module owns docs/rendering.md §7. A file's cost is the tokens of its extracted text plus a small
 framing constant that the renderer adds; here we only produce the text:
 
 - PDF: text extraction with pypdf (a maintained pure-Python PDF library, already a project
   dependency), one line per text line in reading order, lines joined with ``\\n``.
 - Plain-text-like files (``text/*``, JSON, XML, CSV, Markdown, source code): the UTF-8 text.
 - DOCX / XLSX: text pulled from the Office XML parts; OpenAI adds framing we could not pin
-  down (RENDERING.md §7: about 14 / 52 tokens on gpt-5-nano), so these are estimates.
+  down (docs/rendering.md §7: about 14 / 52 tokens on gpt-5-nano), so these are estimates.
 
 Every result says whether it is an estimate. Limits protect the counter from decompression bombs
 and pathological PDFs (page count, decompressed bytes).
@@ -222,7 +222,7 @@ def file_text(file_data: str, filename: str | None = None) -> FileText:
     if filename and "." in filename:
         ext = "." + filename.rsplit(".", 1)[1].lower()
     if data.startswith(b"%PDF") or mime == "application/pdf":
-        return FileText(_pdf_text(data), "pdf", False, "pdf text via pypdf [FIT, RENDERING.md §7]")
+        return FileText(_pdf_text(data), "pdf", False, "pdf text via pypdf [FIT, docs/rendering.md §7]")
     if data.startswith(b"PK"):
         try:
             z = zipfile.ZipFile(io.BytesIO(data))
