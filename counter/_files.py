@@ -47,9 +47,9 @@ class FileText:
 
 # Bounds: generous for real documents, small enough that one request cannot stall a worker.
 MAX_PDF_PAGES: Final = 2000
-# pypdf extracts text in pure Python at ~30 µs per content-stream operator (and worse on long lines),
-# and a few KB of compressed PDF can hold a million operators, or pages sharing one huge stream:
-# without a bound, a 5 KB file took 12 s and a 200 KB one minutes; now a file takes ~7 s at most.
+# pypdf extracts text in pure Python, content-stream operator by operator (slower still on long
+# lines), and a few KB of compressed PDF can hold a million operators, or pages sharing one huge
+# stream: without a bound, a file of a few KB took seconds and one of a few hundred KB minutes.
 # The bound counts the operators pypdf visits (page content and form XObjects) and the decoded
 # page-content bytes it must parse; a dense text page has a few hundred to a few thousand
 # operators and a few tens of KB.
@@ -106,7 +106,7 @@ class _OverBudget(Exception):
 
 
 def _pdf_text(data: bytes) -> str:
-    # Imported lazily: pypdf costs ~0.1 s to import and most requests carry no PDF.
+    # Imported lazily: pypdf is slow to import and most requests carry no PDF.
     import pypdf
     from pypdf.errors import PyPdfError
 

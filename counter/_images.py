@@ -195,7 +195,7 @@ _STANDALONE: Final = frozenset({0x01, *range(0xD0, 0xD8)})
 
 # Markers (and fill bytes) read before giving up on finding the frame header. Real files have a few
 # dozen segments before SOF (APPn metadata, tables); without a bound, a data URL of fill bytes or
-# of empty segments made the header read linear in the payload (~0.5 s per MB, all in Python).
+# of empty segments made the header read linear in the payload, all in Python.
 MAX_JPEG_MARKERS: Final = 4096
 
 

@@ -534,8 +534,8 @@ _FORMATS: Final[BoundedLRU[_MemoKey, str]] = BoundedLRU(lambda k: len(k[2]), 4_0
 
 # Files come back every turn too, inline: their extracted texts are remembered by the data itself
 # (weighed in characters), so a conversation's documents are parsed once. Image sizes are not: the
-# header costs a few µs to read whatever the image's size, while hashing a data URL for a key costs
-# ~1 ms per MB.
+# header costs the same to read whatever the image's size, while hashing a data URL for a key costs
+# time in proportion to its size.
 _FILE_TEXTS: Final[BoundedLRU[tuple[str, str | None], FileText]] = BoundedLRU(lambda k: len(k[0]), 16_000_000, 1024)
 # Every generated class and its `type` tag, for section labels.
 _TAGS: Final[dict[type, str]] = {
@@ -1233,9 +1233,9 @@ def render(
 
     _flatten(ctx, sections)
     # Items are rendered afresh on every count. Remembering them by content cost more than it saved:
-    # the key (each item encoded and hashed, ~3.5 µs an item on tests/bench.py's large body, whose
-    # items carry images) costs about what rendering the item does, and a next turn measured the same
-    # with and without it. What a next turn saves is tokenizing, and the text cache keeps that.
+    # the key (each item encoded and hashed) cost about what rendering the item does on tests/bench.py's
+    # large body, whose items carry images, and a next turn measured the same with and without it.
+    # What a next turn saves is tokenizing, and the text cache keeps that.
     handlers, tags, params = _ITEM_HANDLERS, _TAGS, ctx.params  # locals: a loop per item
     for k, item in enumerate(ctx.items):
         param = params[k]

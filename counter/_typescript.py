@@ -44,7 +44,7 @@ def _dumps(value: JSON) -> str:
     # Literals inside comments and unions are JSON (harmony uses serde_json::to_string [OFF]).
     if isinstance(value, str) and value.isprintable() and '"' not in value and "\\" not in value:
         # Enum members are mostly plain words, which JSON writes verbatim between quotes: json.dumps
-        # costs ~20x more than this, on every member of every enum of every tool.
+        # costs many times more than this, on every member of every enum of every tool.
         return f'"{value}"'
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
