@@ -151,7 +151,8 @@ _TABLE: Final[dict[str, ModelInfo]] = {
     "gpt-4.1": _c(_TILE_4O),
     "gpt-4.1-mini": _c(_PATCH_41_MINI),
     "gpt-4.1-nano": _c(_PATCH_41_NANO),
-    "gpt-4.5": _c(_TILE_4O, estimated=True),  # gpt-4.5-preview: 85/170 [OFF], no recorded image
+    # gpt-4.5-preview: 85/170 [OFF]; no Responses row has an image, the forum row forum-img128x64-12 fits.
+    "gpt-4.5": _c(_TILE_4O, estimated=True),
     # ChatML family, cl100k_base.
     "gpt-4": _c(encoding=_CL100K),
     "gpt-4-turbo": _c(_TILE_4O, encoding=_CL100K),
