@@ -379,8 +379,8 @@ def _ranges(stream: IO[bytes]) -> Iterator[tuple[int, int, int]]:
     themselves, so the parent only finds line ends instead of sending every line through a pipe.
 
     The same chunks as iterating over the lines, found by `bytes.find` in large blocks: iterating
-    made a line object of every line (0.17 s of the parent's CPU on a 172 MiB file, taken from the
-    workers on a machine whose every core counts).
+    made a line object of every line (CPU time the parent took from the workers, on a machine whose
+    every core counts).
     """
     start = offset = 0  # where the current chunk starts; where the current block starts
     first, lines = 1, 0
@@ -434,8 +434,8 @@ def _results(args: argparse.Namespace, stream: IO[bytes]) -> Iterator[ChunkResul
 
     if sys.platform == "linux":
         # Forked workers start with everything the parent loaded: the modules and, loaded here once,
-        # the main vocabulary. Spawned ones re-imported both (~0.5 s each), a sixth of a 100k-line
-        # batch. The parent has no threads at this point, which is what makes fork safe.
+        # the main vocabulary. Spawned ones re-imported both, a fixed cost per worker that was a sizeable
+        # part of a 100k-line batch. The parent has no threads at this point, which is what makes fork safe.
         get_encoding("o200k_base")
         context = multiprocessing.get_context("fork")
     else:  # macOS and Windows: fork is unsafe or missing there

@@ -48,8 +48,8 @@ _default_model: str = os.environ.get(DEFAULT_MODEL_ENV) or _FALLBACK_MODEL
 
 
 # Count and Part are frozen msgspec Structs rather than frozen dataclasses: a frozen dataclass is
-# built through object.__setattr__ field by field, 0.7 us per Count against 0.1 us, and a small count
-# costs about 15 us in all.
+# built through object.__setattr__ field by field, several times a Struct's cost, and one is built on
+# every count, a visible share of a small one (`nox -s bench`, docs/benchmarks.md).
 class Part(msgspec.Struct, frozen=True):
     """One labelled section of the prompt and its cost.
 

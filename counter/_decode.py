@@ -7,10 +7,10 @@ reuses the parsed strings.
 
 Why not msgspec's typed JSON decoder in one pass: on the 547 recorded request bodies
 (tests/data/responses_dev.jsonl) only 112 carry every tag, and even on those, parse-then-convert is
-about 2x faster, because the typed decoder scans an object twice when its `type` is not the first key,
-and clients put it last (pydantic dumps) or omit it. Measured 2026-11-27, all 547 bodies, medians:
-the 112 fully tagged ones 2.1-2.7 ms typed vs 0.9-1.1 ms parsed and converted; the 435 others 8.6-8.9 ms
-(typed attempt, then the fallback) vs 6.7-8.3 ms.
+the faster, because the typed decoder scans an object twice when its `type` is not the first key, and
+clients put it last (pydantic dumps) or omit it; on the others a typed attempt would be paid before
+the fallback. Both ways were timed on all 547 bodies; `nox -s bench` times the decoder today
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def _check_rules(request: Request) -> None:
     send (if/then), and object-level presence (`anyOf` of `required`, `not` `required`).
 
     One pass over the input items for both: this runs on every request, and a second loop over the
-    items cost as much as the checks themselves on a small body (-4% of a small count, measured in
+    items cost as much as the checks themselves on a small body (a visible share of a small count, in
     interleaved runs). A body with several errors reports the first item's, then the top level's.
     """
     items = request.input

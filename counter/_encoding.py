@@ -2,13 +2,13 @@
 
 This module owns every call into tiktoken. Nothing else in the package imports tiktoken, so
 the failure modes of the tokenizer (a Rust panic on pathological whitespace runs, see
-research/TOKENIZERS.md) are handled in exactly one place.
+docs/tokenizers.md) are handled in exactly one place.
 
 - Vocabularies come from ``counter/_vocab/`` (package data) and are verified against the sha256
   that tiktoken itself expects, so a fresh offline machine counts exactly like tiktoken online.
 - Each encoding is built at most once per process, on first use, under a lock.
 - Only ordinary text is ever tokenized: special tokens (``<|start|>``, ``<|end|>``, ...) are never
-  written as text by the renderers; they count 1 each (research/RENDERING.md, header), so the
+  written as text by the renderers; they count 1 each (docs/rendering.md §0), so the
   encodings carry no special tokens at all and ``encode_ordinary`` is the only entry point.
 - Tool definitions, instructions and conversation history come back every turn, so counts of
   strings are remembered in a small LRU cache bounded by the total number of cached characters.
@@ -78,7 +78,7 @@ _O200K_PAT: Final = "|".join(
     ]
 )
 
-# sha256 values: vocab/README.md, identical to tiktoken's own expected_hash for these files.
+# sha256 values: counter/_vocab/README.md, identical to tiktoken's own expected_hash for these files.
 _SPECS: Final[dict[str, _EncodingSpec]] = {
     "o200k_base": _EncodingSpec(
         "o200k_base.tiktoken",
@@ -112,8 +112,8 @@ def _load_ranks(spec: _EncodingSpec) -> dict[bytes, int]:
     if actual != spec.sha256:
         raise ValueError(f"vocabulary file {spec.file} is corrupt: sha256 {actual}, expected {spec.sha256}")
     # `<base64 token> <rank>` per line, as tiktoken parses it; the file is the one the hash names, so
-    # its fields pair up. Split once and zipped in C: 0.10 s instead of 0.15 s for o200k, on every
-    # start of a CLI run, a server or a batch worker pool.
+    # its fields pair up. Split once and zipped in C, faster than parsing line by line: this runs on
+    # every start of a CLI run, a server or a batch worker pool.
     fields = data.split()
     return dict(zip(map(binascii.a2b_base64, fields[0::2]), map(int, fields[1::2]), strict=True))
 
@@ -233,8 +233,8 @@ def _tokenizer_error(name: str, text: str, exc: BaseException) -> BaseException:
 class _TextCountCache:
     """Map ``(encoding, text) -> token count``: a `BoundedLRU` weighed in characters.
 
-    Short strings are not cached: tokenizing them costs about as much as the lookup (~1 µs,
-    TOKENIZERS.md). Strings larger than a quarter of the character budget are not cached either,
+    Short strings are not cached: tokenizing them costs about as much as the lookup
+    (docs/tokenizers.md). Strings larger than a quarter of the character budget are not cached either,
     so one huge string cannot flush everything that repeats across turns.
     """
 
@@ -287,7 +287,7 @@ _cache = _TextCountCache(max_chars=16_000_000, max_entries=100_000, min_chars=32
 
 
 # Short strings (role names, recipients, separators, short messages) repeat constantly and are the
-# most numerous pieces: a plain dict answers them in ~50 ns, where a locked LRU costs ~1 µs. It is
+# most numerous pieces: a plain dict answers them far faster than the locked LRU can. It is
 # bounded by entries and simply emptied when full, so hostile traffic cannot grow it.
 _SHORT: Final = 256
 _SHORT_MAX_ENTRIES: Final = 65_536
@@ -301,7 +301,7 @@ def known_counts(encoding_name: str) -> Callable[[str], int | None]:
     """`text -> count` of the short texts `counter_for(encoding_name)` has counted, else None.
 
     The bound `get` of its dict: a hot loop that calls it first and `counter_for`'s function only
-    on None saves a Python call per short text (0.5 µs of a ~16 µs small count, 9 texts).
+    on None saves a Python call per short text, a visible share of a small count (`nox -s bench`).
     """
     counter_for(encoding_name)  # the dict exists once its counter does
     return _short[encoding_name].get

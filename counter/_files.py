@@ -1,13 +1,13 @@
 """`input_file` with inline `file_data`: the text the model is shown, and whether it is exact.
 
-This module owns RENDERING.md §7. A file's cost is the tokens of its extracted text plus a small
+This module owns docs/rendering.md §7. A file's cost is the tokens of its extracted text plus a small
 framing constant that the renderer adds; here we only produce the text:
 
 - PDF: text extraction with pypdf (a maintained pure-Python PDF library, already a project
   dependency), one line per text line in reading order, lines joined with ``\\n``.
 - Plain-text-like files (``text/*``, JSON, XML, CSV, Markdown, source code): the UTF-8 text.
 - DOCX / XLSX: text pulled from the Office XML parts; OpenAI adds framing we could not pin
-  down (RENDERING.md §7: about 14 / 52 tokens on gpt-5-nano), so these are estimates.
+  down (docs/rendering.md §7: about 14 / 52 tokens on gpt-5-nano), so these are estimates.
 
 Every result says whether it is an estimate. Limits protect the counter from decompression bombs
 and pathological PDFs (page count, decompressed bytes).
@@ -49,9 +49,9 @@ class FileText:
 
 # Bounds: generous for real documents, small enough that one request cannot stall a worker.
 MAX_PDF_PAGES: Final = 2000
-# pypdf extracts text in pure Python at ~30 µs per content-stream operator (and worse on long lines),
-# and a few KB of compressed PDF can hold a million operators, or pages sharing one huge stream:
-# without a bound, a 5 KB file took 12 s and a 200 KB one minutes; now a file takes ~7 s at most.
+# pypdf extracts text in pure Python, content-stream operator by operator (slower still on long
+# lines), and a few KB of compressed PDF can hold a million operators, or pages sharing one huge
+# stream: without a bound, a file of a few KB took seconds and one of a few hundred KB minutes.
 # The bound counts the operators pypdf visits (page content and form XObjects) and the decoded
 # page-content bytes it must parse; a dense text page has a few hundred to a few thousand
 # operators and a few tens of KB.
@@ -108,7 +108,7 @@ class _OverBudget(Exception):
 
 
 def _pdf_text(data: bytes) -> str:
-    # Imported lazily: pypdf costs ~0.1 s to import and most requests carry no PDF.
+    # Imported lazily: pypdf is slow to import and most requests carry no PDF.
     import pypdf
     from pypdf.errors import PyPdfError
 
@@ -231,7 +231,7 @@ def file_text(file_data: str, filename: str | None = None) -> FileText:
     if filename and "." in filename:
         ext = "." + filename.rsplit(".", 1)[1].lower()
     if data.startswith(b"%PDF") or mime == "application/pdf":
-        return FileText(_pdf_text(data), "pdf", False, "pdf text via pypdf [FIT, RENDERING.md §7]")
+        return FileText(_pdf_text(data), "pdf", False, "pdf text via pypdf [FIT, docs/rendering.md §7]")
     if data.startswith(b"PK"):
         try:
             z = zipfile.ZipFile(io.BytesIO(data))

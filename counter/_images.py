@@ -8,7 +8,7 @@ This module owns two things:
   a tiny file that claims to be 100000 x 100000 pixels costs a few bytes of work, never memory
   proportional to its claimed size. The format is detected from magic bytes, not from the
   declared MIME type: clients mislabel (row pydai-0759 sends a JPEG as ``image/png``).
-- ``image_tokens``: the documented tile and patch formulas of RENDERING.md §6, with the
+- ``image_tokens``: the documented tile and patch formulas of docs/rendering.md §6, with the
   per-model constants from ``counter._models``.
 """
 
@@ -195,7 +195,7 @@ _STANDALONE: Final = frozenset({0x01, *range(0xD0, 0xD8)})
 
 # Markers (and fill bytes) read before giving up on finding the frame header. Real files have a few
 # dozen segments before SOF (APPn metadata, tables); without a bound, a data URL of fill bytes or
-# of empty segments made the header read linear in the payload (~0.5 s per MB, all in Python).
+# of empty segments made the header read linear in the payload, all in Python.
 MAX_JPEG_MARKERS: Final = 4096
 
 
@@ -302,7 +302,7 @@ def image_size(url: str) -> ImageSize:
 
 
 # ---------------------------------------------------------------------------------------------
-# Cost formulas (RENDERING.md §6, [OFF] formulas with [API] checks noted in counter._models)
+# Cost formulas (docs/rendering.md §6, [OFF] formulas with [API] checks noted in counter._models)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -327,7 +327,7 @@ def tile_tokens(width: int, height: int, rule: TileRule, detail: str) -> int:
 def patch_tokens(width: int, height: int, rule: PatchRule, detail: str) -> int:
     """``floor(patches * multiplier) + extra`` with OpenAI's documented shrink-to-budget step.
 
-    ``detail: low`` costs the same as ``high`` [API forum, RENDERING.md §6]; ``original`` uses
+    ``detail: low`` costs the same as ``high`` [API forum, docs/rendering.md §6]; ``original`` uses
     the larger budget where the model has one.
     """
     budget, max_side = rule.budget, rule.max_side

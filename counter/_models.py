@@ -13,8 +13,8 @@ Lookup order for a name (case-insensitive):
 Fine-tuned names (``ft:gpt-4o-mini-2024-07-18:org::id``) resolve through their base model.
 Anything else raises ``UnknownModelError``.
 
-Evidence tags follow research/RENDERING.md: [API] checked against recorded counts (row ids in
-groundtruth/responses_dev.jsonl), [OFF] OpenAI documentation, [FIT] fitted, "estimate" guessed.
+Evidence tags follow docs/rendering.md: [API] checked against recorded counts (row ids in
+tests/data/responses_dev.jsonl), [OFF] OpenAI documentation, [FIT] fitted, "estimate" guessed.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class UnknownModelError(LookupError):
 
 @dataclass(frozen=True, slots=True)
 class TileRule:
-    """512-px tile pricing (RENDERING.md §6, [OFF] formula): ``base + tile * tiles``.
+    """512-px tile pricing (docs/rendering.md §6, [OFF] formula): ``base + tile * tiles``.
 
     ``detail: low`` costs ``base`` only. Otherwise the image is fitted into ``max_side`` squared,
     then its short side is scaled down to ``short_side`` (never up), then tiles of ``tile_px``.
@@ -65,7 +65,7 @@ class TileRule:
 
 @dataclass(frozen=True, slots=True)
 class PatchRule:
-    """32-px patch pricing (RENDERING.md §6, [OFF] formula, [API] on 4+ cases).
+    """32-px patch pricing (docs/rendering.md §6, [OFF] formula, [API] on 4+ cases).
 
     ``floor(patches * multiplier) + extra`` with patches capped at ``budget``. ``detail: low``
     does not reduce the cost [API forum]. ``original_*`` apply to ``detail: "original"`` on
@@ -101,7 +101,7 @@ class ModelInfo:
 _O200K: Final = "o200k_base"
 _CL100K: Final = "cl100k_base"
 
-# --- image rules, RENDERING.md §6 -------------------------------------------------------------
+# --- image rules, docs/rendering.md §6 --------------------------------------------------------
 # gpt-4o 85/170 [OFF; API: aag-0159 270, mira-0438 439, pydai-0753 779].
 _TILE_4O: Final = TileRule(85, 170)
 # gpt-4o-mini 2833/5667 [OFF; API: crew-0304 14181, mira-0372 8515].
@@ -114,7 +114,7 @@ _TILE_5: Final = TileRule(70, 140)
 _TILE_CUA: Final = TileRule(65, 129, short_side=512)
 # Patch multipliers: gpt-4.1-mini 1.62 [OFF + API pydai-0398], gpt-4.1-nano 2.46 [OFF + API
 # pydai-0115], o4-mini / codex-mini 1.72 [OFF], gpt-5-mini 1.2 and gpt-5-nano 1.5 [measured,
-# RENDERING.md §6; API rllm-0036], gpt-5.2+ 1.2 [measured].
+# docs/rendering.md §6; API rllm-0036], gpt-5.2+ 1.2 [measured].
 _PATCH_41_MINI: Final = PatchRule(1.62)
 _PATCH_41_NANO: Final = PatchRule(2.46)
 _PATCH_O4: Final = PatchRule(1.72)
@@ -135,7 +135,7 @@ def _c(image: ImageRule | None = None, *, encoding: str = _O200K, estimated: boo
 
 
 # Keys are base names; dated snapshots and suffixed variants reach them through the lookup rules.
-# Families and encodings: RENDERING.md §1 [API] and the header (o200k vs cl100k).
+# Families and encodings: docs/rendering.md §1 [API] and §0 (o200k vs cl100k).
 _TABLE: Final[dict[str, ModelInfo]] = {
     # ChatML family, o200k_base.
     "gpt-4o": _c(_TILE_4O),
@@ -151,7 +151,8 @@ _TABLE: Final[dict[str, ModelInfo]] = {
     "gpt-4.1": _c(_TILE_4O),
     "gpt-4.1-mini": _c(_PATCH_41_MINI),
     "gpt-4.1-nano": _c(_PATCH_41_NANO),
-    "gpt-4.5": _c(_TILE_4O, estimated=True),  # gpt-4.5-preview: 85/170 [OFF], no recorded image
+    # gpt-4.5-preview: 85/170 [OFF]; no Responses row has an image, the forum row forum-img128x64-12 fits.
+    "gpt-4.5": _c(_TILE_4O, estimated=True),
     # ChatML family, cl100k_base.
     "gpt-4": _c(encoding=_CL100K),
     "gpt-4-turbo": _c(_TILE_4O, encoding=_CL100K),

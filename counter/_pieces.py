@@ -3,10 +3,10 @@
 A rendered request is a flat sequence of pieces:
 
 - ``Special(n)``: ``n`` special tokens (``<|start|>``, ``<|end|>``, ...), 1 token each
-  (RENDERING.md header [OFF]).
+  (docs/rendering.md §0 [OFF]).
 - a plain ``str``: ordinary text, tokenized on its own. Pieces are never merged across a
   boundary: the API tokenizes a role name, a recipient and a content separately, so a count is a
-  sum over pieces (RENDERING.md header [API]). Texts are the most numerous pieces (a 200-item
+  sum over pieces (docs/rendering.md §0 [API]). Texts are the most numerous pieces (a 200-item
   history has ~600), so they are the strings themselves, with no wrapper object to allocate.
 - ``Fixed(n, estimated, why)``: a cost known as a number rather than as text: image and file
   costs, fitted framing constants, hidden hosted-tool prompts. ``estimated`` marks numbers that

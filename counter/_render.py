@@ -8,7 +8,7 @@ once and returns `[(label, pieces)]`, in prompt order:
 Labels start with the request field they come from in OpenAI's path syntax (`input[3] function_call`),
 which is also the `param` of any error raised for that section.
 
-Design (research/ARCHITECTURE.md):
+Design (docs/architecture.md):
 - One flat dispatch per kind of thing, keyed by generated class: input items, content parts, tools,
   tool_choice forms and text formats. Each table is checked against the members of the generated
   union at import time, so a schema change that adds a kind fails loudly instead of counting zero,
@@ -16,7 +16,7 @@ Design (research/ARCHITECTURE.md):
 - The two prompt families (harmony, ChatML) differ only through a `FamilyRules` value: message
   templates and the fitted framing constants. No family if-chains in the handlers.
 - Every rule carries its evidence in a comment: dev-set row ids ([API]/[FIT], rows of
-  groundtruth/responses_dev.jsonl), a RENDERING.md section, or the word "estimate". Numbers that are
+  tests/data/responses_dev.jsonl), a docs/rendering.md section, or the word "estimate". Numbers that are
   not exact for the request at hand are `Fixed(..., estimated=True)` so that the count says so.
 """
 
@@ -68,7 +68,7 @@ class Section(NamedTuple):
 
 
 # ------------------------------------------------------------------------------------------------
-# Special tokens. Each counts 1 (RENDERING.md header [OFF]); the name is kept in `why` so that a
+# Special tokens. Each counts 1 (docs/rendering.md §0 [OFF]); the name is kept in `why` so that a
 # rendering can be printed and compared with harmony's reference renderings.
 # ------------------------------------------------------------------------------------------------
 
@@ -101,21 +101,21 @@ OutputTemplate: TypeAlias = Callable[[str, Sequence[Piece], bool], list[Piece]]
 
 def _harmony_message(role: str, channel: str | None, body: Sequence[Piece]) -> list[Piece]:
     # <|start|>ROLE[<|channel|>CH]<|message|>TEXT<|end|>: 4 + T, 6 + T with a channel
-    # (RENDERING.md §1 [API]; harmony_fixtures/test_dropping_cot_by_default.txt [OFF]).
+    # (docs/rendering.md §1 [API]; harmony_fixtures/test_dropping_cot_by_default.txt [OFF]).
     if channel is None:
         return [START, role, MESSAGE, *body, END]
     return [START, role, CHANNEL, channel, MESSAGE, *body, END]
 
 
 def _chatml_message(role: str, channel: str | None, body: Sequence[Piece]) -> list[Piece]:
-    # <|im_start|>ROLE<|im_sep|>TEXT<|im_end|>: 4 + T for every role (RENDERING.md §1 [API]).
+    # <|im_start|>ROLE<|im_sep|>TEXT<|im_end|>: 4 + T for every role (docs/rendering.md §1 [API]).
     return [IM_START, role, IM_SEP, *body, IM_END]
 
 
 def _harmony_call(recipient: str, body: Sequence[Piece], json: bool) -> list[Piece]:
     # <|start|>assistant to=R<|channel|>commentary <|constrain|>json<|message|>ARGS<|call|>
     # [OFF: harmony_fixtures/test_does_not_drop_if_ongoing_analysis.txt; API: 103 = 103 on one
-    # gpt-5 case, RENDERING.md §3]. Without `json` (freeform input): no constrain [GUESS, §3].
+    # gpt-5 case, docs/rendering.md §3]. Without `json` (freeform input): no constrain [GUESS, §3].
     if json:
         return [START, _ASSISTANT, f" to={recipient}", CHANNEL, _COMMENTARY, _SPACE, CONSTRAIN, _JSON,
                 MESSAGE, *body, CALL]  # fmt: skip
@@ -123,7 +123,7 @@ def _harmony_call(recipient: str, body: Sequence[Piece], json: bool) -> list[Pie
 
 
 def _chatml_call(recipient: str, body: Sequence[Piece], json: bool) -> list[Piece]:
-    # 3 + T("assistant to=functions.NAME") + T(ARGS) (RENDERING.md §3 [API], exact without `id`).
+    # 3 + T("assistant to=functions.NAME") + T(ARGS) (docs/rendering.md §3 [API], exact without `id`).
     return [IM_START, f"assistant to={recipient}", IM_SEP, *body, IM_END]
 
 
@@ -138,7 +138,7 @@ def _harmony_output(sender: str, body: Sequence[Piece], ongoing: bool) -> list[P
 
 
 def _chatml_output(sender: str, body: Sequence[Piece], ongoing: bool) -> list[Piece]:
-    # 3 + T("functions.NAME") + T(OUTPUT) (RENDERING.md §3 [API]).
+    # 3 + T("functions.NAME") + T(OUTPUT) (docs/rendering.md §3 [API]).
     return [IM_START, sender, IM_SEP, *body, IM_END]
 
 
@@ -178,7 +178,7 @@ class FamilyRules:
 
 
 # Hosted tools: the text shown to the model is not public. Each constant is fitted on one request
-# (RENDERING.md §5) and is an estimate for any other: they are always `estimated=True`. Tools with
+# (docs/rendering.md §5) and is an estimate for any other: they are always `estimated=True`. Tools with
 # no recorded count at all cost 0 here (estimate, flagged), never a silent 0.
 _HOSTED_COMMON: Final[dict[type, int]] = {
     g.CodeInterpreterTool: 139,  # gpt-4o, pydai-0787/0788
@@ -204,7 +204,7 @@ HARMONY: Final = FamilyRules(
     message=_harmony_message,
     call=_harmony_call,
     output=_harmony_output,
-    # <|start|>assistant: +2 (RENDERING.md §1 [API]).
+    # <|start|>assistant: +2 (docs/rendering.md §1 [API]).
     priming=(START, "assistant"),
     # Instructions and system items are developer messages, no `# Instructions` header (§1 [API]).
     system_role="developer",
@@ -246,7 +246,7 @@ CHATML: Final = FamilyRules(
     message=_chatml_message,
     call=_chatml_call,
     output=_chatml_output,
-    # <|im_start|>assistant<|im_sep|>: +3 (RENDERING.md §1 [API]).
+    # <|im_start|>assistant<|im_sep|>: +3 (docs/rendering.md §1 [API]).
     priming=(IM_START, "assistant", IM_SEP),
     system_role="system",
     assistant_channel=None,
@@ -259,7 +259,7 @@ CHATML: Final = FamilyRules(
     # A lone tool without properties +1 [FIT, 26 rows, e.g. pydai-0381/0383]; not with several
     # tools (pydai-0913/0914 with 2 tools, ollm-0054 with 4).
     lone_noprops_tool=1,
-    # 7 + T(name) [FIT, 4 rows] (RENDERING.md §2).
+    # 7 + T(name) [FIT, 4 rows] (docs/rendering.md §2).
     named_function_choice=7,
     # 1 + T(section) [FIT, 28 rows, with or without tools or system messages] (§5).
     response_format_framing=1,
@@ -405,7 +405,7 @@ _PART_HANDLERS: Final[dict[type, Callable[[_Ctx, Any, str, _Where], _PartOut]]] 
 
 
 def _content(ctx: _Ctx, content: str | Sequence[Any], i: int, field: str, where: _Where) -> list[Piece]:
-    """Content parts: texts concatenated into one piece, then media (RENDERING.md §1 [API], exact on
+    """Content parts: texts concatenated into one piece, then media (docs/rendering.md §1 [API], exact on
     164/168 message rows); on ChatML +1 when images come without any text part (§3 [API, 7 rows])."""
     if isinstance(content, str):
         return [content]
@@ -436,7 +436,7 @@ def _content(ctx: _Ctx, content: str | Sequence[Any], i: int, field: str, where:
 
 
 def _worst_image_tokens(rule: ImageRule, detail: str) -> int:
-    """An upper bound for an image of unknown size (RENDERING.md §6)."""
+    """An upper bound for an image of unknown size (docs/rendering.md §6)."""
     if isinstance(rule, PatchRule):
         budget = rule.budget
         if detail == "original" and rule.original_budget is not None:
@@ -484,7 +484,7 @@ def _image(ctx: _Ctx, url: str | None, file_id: str | None, detail: str, path: s
 
 
 def _file(ctx: _Ctx, part: g.InputFile, path: str, where: _Where) -> list[Piece]:
-    """A file: T(extracted text) + framing (RENDERING.md §7)."""
+    """A file: T(extracted text) + framing (docs/rendering.md §7)."""
     filename = part.filename if isinstance(part.filename, str) else None
     if isinstance(part.file_data, str):
         data, param = part.file_data, f"{path}.file_data"
@@ -535,8 +535,8 @@ _FORMATS: Final[BoundedLRU[_MemoKey, str]] = BoundedLRU(lambda k: len(k[2]), 4_0
 
 # Files come back every turn too, inline: their extracted texts are remembered by the data itself
 # (weighed in characters), so a conversation's documents are parsed once. Image sizes are not: the
-# header costs a few µs to read whatever the image's size, while hashing a data URL for a key costs
-# ~1 ms per MB.
+# header costs the same to read whatever the image's size, while hashing a data URL for a key costs
+# time in proportion to its size.
 _FILE_TEXTS: Final[BoundedLRU[tuple[str, str | None], FileText]] = BoundedLRU(lambda k: len(k[0]), 16_000_000, 1024)
 # Every generated class and its `type` tag, for section labels.
 _TAGS: Final[dict[type, str]] = {
@@ -590,7 +590,7 @@ def _has_props(parameters: Mapping[str, Any] | None) -> bool:
 
 
 def _tool_function(ctx: _Ctx, tool: g.FunctionTool) -> _ToolOut:
-    # TypeScript-like declaration in the `functions` namespace (RENDERING.md §2 [OFF, API]).
+    # TypeScript-like declaration in the `functions` namespace (docs/rendering.md §2 [OFF, API]).
     description = tool.description if isinstance(tool.description, str) else None
     decl = function_declaration(tool.name, description, tool.parameters)
     return _ToolOut(decl, not _has_props(tool.parameters), bool(description))
@@ -598,7 +598,7 @@ def _tool_function(ctx: _Ctx, tool: g.FunctionTool) -> _ToolOut:
 
 def _custom_tool(ctx: _Ctx, tool: g.CustomTool) -> _ToolOut:
     # Declared inside the same `functions` namespace as `type name = () => any;`, then + 17, and a
-    # grammar + 34 + T(definition, stripped) (see FamilyRules.custom_tool) [FIT, RENDERING.md §5].
+    # grammar + 34 + T(definition, stripped) (see FamilyRules.custom_tool) [FIT, docs/rendering.md §5].
     description = tool.description if isinstance(tool.description, str) else None
     fam = ctx.fam
     after: list[Piece] = [Fixed(fam.custom_tool, fam.custom_tool_estimated, "custom tool [FIT §5]")]
@@ -637,7 +637,7 @@ _INNER_DECLS: Final[dict[type, Callable[[Any], str]]] = {
 
 
 def _tool_hosted(ctx: _Ctx, tool: msgspec.Struct) -> _ToolOut:
-    # Hosted tools: constants from the family's data table, always estimates (RENDERING.md §5).
+    # Hosted tools: constants from the family's data table, always estimates (docs/rendering.md §5).
     n = ctx.fam.hosted[type(tool)]
     tag = type(tool).__struct_config__.tag
     why = f"hosted {tag}: {n} (estimate)" if n else f"hosted {tag}: no recorded count, 0 (estimate)"
@@ -706,7 +706,7 @@ def _tools_pieces(ctx: _Ctx, tools: Sequence[Any]) -> list[Piece]:
 
 
 def _choice_nothing(ctx: _Ctx, choice: Any) -> list[Piece]:
-    # none / auto / required / allowed_tools add nothing (RENDERING.md §2 [API]).
+    # none / auto / required / allowed_tools add nothing (docs/rendering.md §2 [API]).
     return []
 
 
@@ -743,12 +743,12 @@ _CHOICE_HANDLERS: Final[dict[type, Callable[[_Ctx, Any], list[Piece]]]] = {
 
 
 def _format_nothing(ctx: _Ctx, fmt: Any) -> list[Piece]:
-    # `text`: 0; `json_object`: 0 on all rows but one (RENDERING.md §5 [API]).
+    # `text`: 0; `json_object`: 0 on all rows but one (docs/rendering.md §5 [API]).
     return []
 
 
 def _format_json_schema(ctx: _Ctx, fmt: g.ResponseFormatTextJSONSchemaConfig) -> list[Piece]:
-    # `# Response Formats\n\n## name\n\n[// description\n]<compact JSON>` (RENDERING.md §5 [API]).
+    # `# Response Formats\n\n## name\n\n[// description\n]<compact JSON>` (docs/rendering.md §5 [API]).
     fam = ctx.fam
     description = fmt.description if isinstance(fmt.description, str) else None
     out: list[Piece] = [_format_section(fmt.name, description, fmt.schema)]
@@ -814,7 +814,7 @@ def _item_function_call(ctx: _Ctx, i: int, item: g.FunctionCall) -> list[Piece]:
 
 
 def _output_sender(ctx: _Ctx, call_id: str) -> tuple[str, list[Piece]]:
-    # The name comes from the matching call, by call_id (RENDERING.md §3).
+    # The name comes from the matching call, by call_id (docs/rendering.md §3).
     name = ctx.call_names.get(call_id)
     if name is None:
         return "functions.", [Fixed(0, True, f"no call with call_id {call_id!r}: name unknown (estimate)")]
@@ -887,7 +887,7 @@ def _item_reasoning(ctx: _Ctx, i: int, item: g.Reasoning) -> list[Piece]:
 
 
 def _item_compaction(ctx: _Ctx, i: int, item: g.Compaction) -> list[Piece]:
-    # Unknown: same treatment as encrypted reasoning [GUESS, RENDERING.md §4].
+    # Unknown: same treatment as encrypted reasoning [GUESS, docs/rendering.md §4].
     n = max(0, int(0.16 * len(item.encrypted_content) - 174))
     return [Fixed(n, True, "compaction: treated like encrypted reasoning (estimate)")]
 
@@ -942,7 +942,7 @@ def _item_computer_call(ctx: _Ctx, i: int, item: g.ComputerCall) -> list[Piece]:
 
 
 def _item_computer_call_output(ctx: _Ctx, i: int, item: g.ComputerCallOutput) -> list[Piece]:
-    # The screenshot costs image tokens (RENDERING.md §3); the framing is a guess.
+    # The screenshot costs image tokens (docs/rendering.md §3); the framing is a guess.
     shot = item.output
     url = shot.image_url if isinstance(shot.image_url, str) else None
     file_id = shot.file_id if isinstance(shot.file_id, str) else None
@@ -1238,14 +1238,14 @@ def render(
         if pieces:
             sections.append(Section("text.format", pieces))
     if isinstance(request.reasoning, g.ReasoningConfig) and request.reasoning.mode == "pro":
-        # `reasoning.mode: "pro"` adds about 1537 hidden tokens (RENDERING.md §1, 2 cases): estimate.
+        # `reasoning.mode: "pro"` adds about 1537 hidden tokens (docs/rendering.md §1, 2 cases): estimate.
         sections.append(Section("reasoning.mode", [Fixed(1537, True, "reasoning mode pro (estimate)")]))
 
     _flatten(ctx, sections)
     # Items are rendered afresh on every count. Remembering them by content cost more than it saved:
-    # the key (each item encoded and hashed, ~3.5 µs an item on tests/bench.py's large body, whose
-    # items carry images) costs about what rendering the item does, and a next turn measured the same
-    # with and without it. What a next turn saves is tokenizing, and the text cache keeps that.
+    # the key (each item encoded and hashed) cost about what rendering the item does on tests/bench.py's
+    # large body, whose items carry images, and a next turn measured the same with and without it.
+    # What a next turn saves is tokenizing, and the text cache keeps that.
     handlers, tags, params = _ITEM_HANDLERS, _TAGS, ctx.params  # locals: a loop per item
     deadline, monotonic = _deadline.current(), _deadline.monotonic
     for k, item in enumerate(ctx.items):

@@ -3,7 +3,7 @@
 A request can name things the counter cannot see offline: stored history (`previous_response_id`,
 `conversation`), stored items (`item_reference`, a reasoning item passed by id), uploaded files and
 images (`file_id`) and remote URLs. A `Resolver` is the one place a caller plugs in a store, a cache
-or an HTTP client for them. The counter never touches the network itself (ARCHITECTURE.md).
+or an HTTP client for them. The counter never touches the network itself (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Resolver:
         """The stored input and output items that come before this request's `input`, oldest first.
 
         Called once, when the request has `previous_response_id` or `conversation`. Instructions of
-        a previous response are never carried over (RENDERING.md §8), so return items only.
+        a previous response are never carried over (docs/rendering.md §8), so return items only.
         """
         return None
 

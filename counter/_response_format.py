@@ -1,12 +1,12 @@
 """`text.format` of type `json_schema` -> the `# Response Formats` section text.
 
-This module owns RENDERING.md §5 (structured outputs): the schema is shown to the model as
+This module owns docs/rendering.md §5 (structured outputs): the schema is shown to the model as
 compact JSON under a markdown header, after removing keywords that only constrain validation.
 It is a pure function over plain JSON values; framing costs (the +1 on the ChatML family) are
 applied by the renderer, not here.
 
-Evidence: [API] 28 Responses rows and 25 Chat rows (RENDERING.md §5), a published prompt leak
-shows the same text.
+Evidence: [API] the json_schema rows of docs/rendering.md §5 and older Chat Completions recordings;
+a published prompt leak shows the same text.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from counter._typescript import JSON
 
 __all__ = ["STRIPPED_KEYWORDS", "clean_schema", "response_format_section"]
 
-# Removed at every depth before dumping. [FIT, RENDERING.md §5] for additionalProperties,
+# Removed at every depth before dumping. [FIT, docs/rendering.md §5] for additionalProperties,
 # required, strict, minimum, maximum, exclusiveMinimum, exclusiveMaximum, minLength, maxLength,
 # format, default (e.g. aag-0012: minimum / format / minLength removed, exact);
 # pattern, minItems, maxItems, multipleOf: estimate (same kind of validation keyword).

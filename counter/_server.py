@@ -3,13 +3,12 @@
 No web framework: four routes do not need one, and every microsecond of framework is paid on every
 request of a gateway. `serve` runs it on granian (HTTP parsing in Rust, one event loop per worker
 process, respawned workers, a header read timeout); `create_app` works under any ASGI server.
-tests/bench_server.py measures the app and a hello-world app on granian and on uvicorn (uvloop +
-httptools) side by side, in interleaved rounds. On the 2-core development machine, granian over
-uvicorn: this app 1.09x-1.18x on the small body and 1.01x-1.14x on the medium one with each server on
-a core of its own (four runs of 5 rounds, 2026-11-27; 0.97x-1.21x and 1.05x-1.40x sharing both cores),
-while hello-world is faster on uvicorn (granian's 0.74x-0.81x of it on one core). What users run is
-this app, so granian is kept; also for what the stress tests need of the stack: it rejects malformed
-HTTP itself (400/414/431) and bounds a stalled request head, which the app cannot do.
+tests/bench_server.py (`nox -s bench`) measures the app and a hello-world app on granian and on
+uvicorn (uvloop + httptools) side by side, in interleaved rounds: this app answers more requests per
+second on granian (small and medium bodies, each server on a core of its own), while hello-world is
+the faster of the two on uvicorn (the figures: docs/benchmarks.md). What users run is this app, so
+granian is kept; also for what the stress tests need of the stack: it rejects malformed HTTP itself
+(400/414/431) and bounds a stalled request head, which the app cannot do.
 
 Routes: `POST /v1/responses/input_tokens` and `POST /responses/input_tokens` (the count), `GET /healthz`
 (never asks for the key), `GET /openapi.json` (built from schema/). With an API key configured, every
@@ -394,7 +393,7 @@ class _App:
         # Fast path: the whole body came with the first message (every small body does). Granian
         # sends it with `more_body: true` and then an empty last message; when the first one already
         # holds the `content-length` bytes, that last message is not waited for (the timed loop below
-        # cost ~15% of a small request under load, measured with py-spy).
+        # was a sizeable share of a small request under load, in a profile).
         if message["type"] == "http.request" and (
             not message.get("more_body", False) or (declared is not None and len(message.get("body", b"")) == declared)
         ):

@@ -1,13 +1,13 @@
 """Function and custom tool definitions -> the TypeScript-like text the model is shown.
 
-This module owns RENDERING.md §2: the ``namespace functions { ... }`` declarations that OpenAI
+This module owns docs/rendering.md §2: the ``namespace functions { ... }`` declarations that OpenAI
 renders from a tool's JSON-Schema ``parameters``. It is a pure function over plain JSON values
 (dict / list / str / int / float / bool / None), so it is testable in isolation and the request
 walker can feed it either decoded Structs turned into builtins or raw JSON.
 
 The base layout is OpenAI's open-source renderer (harmony, fixture
 ``test_render_functions_with_parameters.txt`` [OFF]); deviations measured on the Responses API
-are marked [API]/[FIT] with the evidence row ids of groundtruth/responses_dev.jsonl.
+are marked [API]/[FIT] with the evidence row ids of tests/data/responses_dev.jsonl.
 
 Declarations are returned as *segments*: the text of a declaration is their concatenation, but
 the API tokenizes them separately (``count = sum(T(segment))``), which is how a few
@@ -44,7 +44,7 @@ def _dumps(value: JSON) -> str:
     # Literals inside comments and unions are JSON (harmony uses serde_json::to_string [OFF]).
     if isinstance(value, str) and value.isprintable() and '"' not in value and "\\" not in value:
         # Enum members are mostly plain words, which JSON writes verbatim between quotes: json.dumps
-        # costs ~20x more than this, on every member of every enum of every tool.
+        # costs many times more than this, on every member of every enum of every tool.
         return f'"{value}"'
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
@@ -69,7 +69,7 @@ class _Ctx:
     def resolve(self, schema: JSON) -> tuple[Mapping[str, JSON], str | None]:
         """The schema with a local `$ref` replaced by its target, and the ref followed (if any).
 
-        `$ref` is resolved inline [API, RENDERING.md §2: mira-0161, ollm-0062 ($defs models)].
+        `$ref` is resolved inline [API, docs/rendering.md §2: mira-0161, ollm-0062 ($defs models)].
         Unresolvable, remote or cyclic refs give an empty schema, which renders as `any`.
         """
         if not isinstance(schema, dict):
@@ -117,8 +117,9 @@ def _type_text_inner(s: Mapping[str, JSON], ctx: _Ctx, nested_indent: str) -> st
     if "oneOf" in s and isinstance(s["oneOf"], list):
         return _variants(s["oneOf"], ctx, nested_indent)
     if "anyOf" in s and isinstance(s["anyOf"], list):
-        # anyOf is not documented for tools [open, RENDERING.md §2]; closest rule: an inline union
-        # of its variants, like `type: [a, b]` (pydantic's Optional[X] is anyOf [X, null]). estimate
+        # anyOf is not documented for tools; closest rule: an inline union of its variants, like
+        # `type: [a, b]` (pydantic's Optional[X] is anyOf [X, null]) [FIT, docs/rendering.md §2: one
+        # shape, rllm-0029 `anyOf [enum, null]`; other shapes: estimate].
         parts = []
         for v in s["anyOf"]:
             sub, ref = ctx.resolve(v)
@@ -227,7 +228,7 @@ def _property_text(key: str, s: Mapping[str, JSON], required: bool, ctx: _Ctx, n
     props = s.get("properties")
     is_object = isinstance(props, dict) and bool(props)
     # An object-typed property puts its title after the colon, like the parameters object
-    # itself (RENDERING.md §2 [API]: mira-0161, ollm-0062), so it is not repeated as a comment.
+    # itself (docs/rendering.md §2 [API]: mira-0161, ollm-0062), so it is not repeated as a comment.
     if isinstance(title, str) and not is_object:
         out.append(f"// {title}\n")
         if top and isinstance(desc, str):
@@ -267,7 +268,7 @@ def function_declaration(name: str, description: str | None, parameters: JSON) -
     """`// <description>\\ntype <name> = (_: {...}) => any;` as separately tokenized segments.
 
     Segments: the API behaves as if the text up to and including the parameters' opening
-    `{\\n` were tokenized apart from the properties that follow [FIT, RENDERING.md §2, 18 rows:
+    `{\\n` were tokenized apart from the properties that follow [FIT, docs/rendering.md §2, 18 rows:
     `" {\\n//"` is one o200k token but costs 2 when the first property has a description; the same
     holds after a titled `(_: // title\\n{\\n` (lmnr-0013, lsmith-0051, lsmith-0058, oinf-0003,
     ollm-0065)]. Only the *first* declaration of a namespace is split (the walker joins the rest:
@@ -301,7 +302,7 @@ def function_declaration(name: str, description: str | None, parameters: JSON) -
 
 
 def custom_tool_declaration(name: str, description: str | None) -> str:
-    """A freeform (`custom`) tool: the no-argument declaration [FIT, RENDERING.md §5]."""
+    """A freeform (`custom`) tool: the no-argument declaration [FIT, docs/rendering.md §5]."""
     head = _comment_lines(description.strip()) if description and description.strip() else ""
     return f"{head}type {name} = () => any;"
 

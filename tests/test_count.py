@@ -81,7 +81,7 @@ def restore_default_model() -> Iterator[None]:
 
 
 def test_count_fields_and_response_shape() -> None:
-    # gpt-4o "Hello, how are you?": 4 + 6 + 3 = 13 (RENDERING.md §1, a live count).
+    # gpt-4o "Hello, how are you?": 4 + 6 + 3 = 13 (docs/rendering.md §1, a live count).
     result = counter.count(HELLO)
     assert result.input_tokens == 13
     assert result.estimated is False
@@ -95,7 +95,7 @@ def test_count_fields_and_response_shape() -> None:
 
 
 def test_harmony_worked_example() -> None:
-    # gpt-5 "Tell me a joke." -> 4 + 5 + 2 = 11 (RENDERING.md §1, the reference's own example).
+    # gpt-5 "Tell me a joke." -> 4 + 5 + 2 = 11 (docs/rendering.md §1, the reference's own example).
     assert counter.count_input_tokens({"model": "gpt-5", "input": "Tell me a joke."}) == 11
 
 
@@ -375,7 +375,7 @@ def test_unresolved_with_estimate(body: dict[str, Any], param: str) -> None:
 def test_remote_image_estimate_is_the_worst_case() -> None:
     body = image_body({"type": "input_image", "image_url": "https://example.com/a.png"})
     text_only = counter.count_input_tokens(image_body({"type": "input_text", "text": ""}))
-    # gpt-4o tile worst case: 85 + 170 * 8 = 1445 (RENDERING.md §6).
+    # gpt-4o tile worst case: 85 + 170 * 8 = 1445 (docs/rendering.md §6).
     assert counter.count_input_tokens(body, estimate=True) == text_only + 1445
     # Patch models: budget * multiplier + 2 (gpt-4.1-mini: 1536 * 1.62 + 2).
     mini = image_body({"type": "input_image", "image_url": "https://example.com/a.png"}, model="gpt-4.1-mini")

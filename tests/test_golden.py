@@ -1,9 +1,9 @@
 """Every scorable recorded count of tests/data/responses_dev.jsonl, one test per row.
 
-The rows are real `input_tokens` answers from OpenAI (groundtruth/README.md). Rows the counter is
-known to miss are listed in `KNOWN_MISSES` below, grouped by cause as in the prototype's findings,
-each with a strict xfail: a rule change that fixes one turns its test into a loud XPASS, and one
-that breaks another row fails it. The aggregate rates are asserted too.
+The rows are real `input_tokens` answers from OpenAI (tests/data/README.md). Rows the counter is
+known to miss are listed in `KNOWN_MISSES` below, grouped by cause (docs/rendering.md §9 describes
+each), each with a strict xfail: a rule change that fixes one turns its test into a loud XPASS, and
+one that breaks another row fails it. The aggregate rates are asserted too.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)  # pypdf logs recoverable xre
 
 
 def scorable(case: dict[str, Any]) -> bool:
-    """Copied from /work/shared/tools/accuracy.py: modern rows that need no server state or remote media."""
+    """The ground-truth set's own selection (docs/rendering.md §0): modern rows that need no server state
+    or remote media."""
     req = case["request"]
     if case.get("legacy") or any(req.get(k) for k in STATEFUL):
         return False
@@ -39,7 +40,7 @@ def scorable(case: dict[str, Any]) -> bool:
     return True
 
 
-# Known misses: reason -> row ids. Reasons follow /tmp/proto/FINDINGS.md "Remaining misses".
+# Known misses: reason -> row ids; docs/rendering.md §9 lists the same causes with their sections.
 STORED_IDS = (
     "stored call ids: function_call items carrying an `fc_` id pull in state held on OpenAI's side "
     "(identical visible bodies recorded at 192-197 tokens; lone stored calls without the +3; a parallel "
@@ -50,18 +51,21 @@ SORTED_KEYS = (
     "as the client sent it, the count matches (aag-0017, aag-0081 checked); the counter keeps the client's order"
 )
 TOOLS_NOT_CHARGED = (
-    "recorded as if the (strict) function tools were not charged at all: recording artefact (RENDERING.md §5)"
+    "recorded as if the (strict) function tools were not charged at all: recording artefact (docs/rendering.md §5)"
 )
 REQUIRED_CHOICE = "ChatML tool_choice 'required' rows short by 6-9, while other 'required' rows are exact: no rule yet"
-OPTIONAL_ENUM = "optional enum property without a default: +-1 (RENDERING.md §2 open item)"
+OPTIONAL_ENUM = "optional enum property without a default: +-1 (docs/rendering.md §2 open item)"
 HARMONY_FILES = (
-    "files on gpt-5-nano: a harmony file header of ~10 tokens (more for xlsx sheets) is unknown (RENDERING.md §7)"
+    "files on gpt-5-nano: a harmony file header of ~10 tokens (more for xlsx sheets) is unknown (docs/rendering.md §7)"
 )
-FILE_IN_OUTPUT = "file inside a function_call_output on gpt-4.1-mini: the documented +0 row, here +4 (RENDERING.md §7)"
-GPT54_LOOP = "gpt-5.4 tool loop -3: neither harmony tool-output form fits (RENDERING.md §3 open item)"
-MESSAGE_ANOMALY = "message-only gpt-4.1/gpt-4o rows off by 1-3: the 'sometimes +-1' anomaly of RENDERING.md §1"
+FILE_IN_OUTPUT = (
+    "a PDF in a user message right after a function_call_output on gpt-4.1-mini fits +0 (the output rule), "
+    "not the message's +4 (docs/rendering.md §7)"
+)
+GPT54_LOOP = "gpt-5.4 tool loop -3: neither harmony tool-output form fits (docs/rendering.md §3 open item)"
+MESSAGE_ANOMALY = "message-only gpt-4.1/gpt-4o rows off by 1-3: the 'sometimes +-1' anomaly of docs/rendering.md §1"
 MULTILINE_ARGS = "tool description with an indented multi-line `Args:` block: +4, rendering of indentation unknown"
-REGEX_GRAMMAR = "custom tool with a regex grammar: -2 (RENDERING.md §5, the other grammars are exact)"
+REGEX_GRAMMAR = "custom tool with a regex grammar: -2 (docs/rendering.md §5, the other grammars are exact)"
 DESCRIBED_NOPROPS_INSTRUCTIONS = "harmony: a described tool without properties next to instructions: -1"
 TOOL_SEARCH = "tool_search constant fitted on one request (estimate): +1"
 

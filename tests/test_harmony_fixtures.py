@@ -7,7 +7,7 @@ the rendering as a sequence of special tokens and texts (adjacent texts joined: 
 into separately tokenized pieces is a counting detail, not a rendering one). Fixed costs (fitted
 framing constants) have no text and are left out.
 
-What the API counts differs from the fixtures in two documented ways (RENDERING.md §1), which the
+What the API counts differs from the fixtures in two documented ways (docs/rendering.md §1), which the
 comparison applies to the fixture side:
 - the system message (model identity, dates, reasoning effort, channel list) is not counted;
 - instructions are a developer message without the `# Instructions` header.
@@ -17,7 +17,7 @@ those fixtures the tools text is compared with the developer message's tools par
 
 Fixtures not reproduced, and why:
 - test_preserve_cot.txt: preserve-CoT mode keeps reasoning before the last user message; the API
-  drops it (RENDERING.md §4).
+  drops it (docs/rendering.md §4).
 - test_keep_analysis_between_finals.txt: a training rendering (a completed assistant turn, no priming).
 - test_browser_and_python_tool.txt: harmony's built-in browser/python tools live in the system
   message, which the API does not count; they are not Responses tools.
@@ -100,7 +100,7 @@ CONVERSATIONS: dict[str, dict[str, Any]] = {
     "test_reasoning_system_message_with_dates.txt": {"input": "What is 42 * pi?"},
     "test_no_tools.txt": {"input": []},
     # The analysis message before the last user message is dropped, as the API drops reasoning
-    # items there (RENDERING.md §4).
+    # items there (docs/rendering.md §4).
     "test_dropping_cot_by_default.txt": {
         "input": [
             _user("What is 2 + 2?"),
@@ -114,7 +114,7 @@ CONVERSATIONS: dict[str, dict[str, Any]] = {
             _user("What about 9 / 2?"),
         ]
     },
-    # An ongoing tool loop: reasoning text, the call and the short output form (RENDERING.md §3).
+    # An ongoing tool loop: reasoning text, the call and the short output form (docs/rendering.md §3).
     "test_does_not_drop_if_ongoing_analysis.txt": {
         "input": [
             _user("What is the weather in SF?"),
@@ -206,7 +206,7 @@ def test_function_tools(name: str) -> None:
 
 def test_tool_output_before_the_last_user_message() -> None:
     # test_tool_response_parsing.txt: the long form `<|start|>NS.NAME to=assistant<|channel|>commentary`
-    # (RENDERING.md §3), here for a call in the `browser` namespace followed by a new user turn.
+    # (docs/rendering.md §3), here for a call in the `browser` namespace followed by a new user turn.
     sections = rendered(
         {
             "input": [

@@ -109,7 +109,7 @@ def test_pdf_detected_by_magic_and_by_mime() -> None:
 
 
 def test_pdf_without_text_is_empty_text() -> None:
-    # RENDERING.md §7: a PDF with no text still costs the framing; the text itself is "".
+    # docs/rendering.md §7: a PDF with no text still costs the framing; the text itself is "".
     got = file_text(b64(pdf(b""), "application/pdf"), "blank.pdf")
     assert (got.text, got.kind, got.estimated) == ("", "pdf", False)
     assert file_text(b64(pdf(b"", b""))).text == "\n"  # pages joined with a newline

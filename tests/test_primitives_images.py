@@ -397,7 +397,7 @@ def test_rendering_md_tile_checks(w: int, h: int, detail: str, tokens: int) -> N
 
 
 def test_tile_rule_constants() -> None:
-    # RENDERING.md §6 table.
+    # docs/rendering.md §6 table.
     expected = {
         "gpt-4o": (85, 170), "gpt-4.1": (85, 170), "gpt-4.5": (85, 170), "gpt-4-turbo": (85, 170),
         "gpt-4o-mini": (2833, 5667), "o1": (75, 150), "o1-pro": (75, 150), "o3": (75, 150),
@@ -470,7 +470,7 @@ def test_patch_budget_2500_and_original_detail() -> None:
 @pytest.mark.parametrize("w", [1, 31, 32, 33, 500, 1023, 1024, 1025, 2047, 2048, 2049, 5000])
 @pytest.mark.parametrize("h", [1, 32, 100, 768, 769, 2048, 3000])
 def test_costs_are_bounded_and_monotone_in_detail(w: int, h: int) -> None:
-    assert 85 <= tile_tokens(w, h, GPT4O, "high") <= 1445  # RENDERING.md §6: gpt-4o worst case, 8 tiles
+    assert 85 <= tile_tokens(w, h, GPT4O, "high") <= 1445  # docs/rendering.md §6: gpt-4o worst case, 8 tiles
     assert tile_tokens(w, h, GPT4O, "low") == 85
     assert patch_tokens(w, h, PATCHES, "high") <= 1536
 
@@ -511,7 +511,7 @@ def test_images_dev_rows_are_all_covered() -> None:
 
 
 def _text_and_framing(row: dict[str, Any], family: str, encoding: str) -> int:
-    """Cost of the row's request apart from the image: one user message (RENDERING.md §1)."""
+    """Cost of the row's request apart from the image: one user message (docs/rendering.md §1)."""
     tmpl = row["request_template"]
     messages = tmpl.get("messages") or tmpl.get("input")
     assert len(messages) == 1

@@ -177,7 +177,7 @@ def test_table_row(name: str) -> None:
 
 
 def test_table_families_follow_rendering_md() -> None:
-    # RENDERING.md §1: harmony = o-series, gpt-5*, codex, computer-use; ChatML = gpt-4o*, gpt-4.x, gpt-4, gpt-3.5.
+    # docs/rendering.md §1: harmony = o-series, gpt-5*, codex, computer-use; ChatML = gpt-4o*, gpt-4.x, gpt-4, gpt-3.5.
     for name in known_models():
         harmony = name.startswith(("o1", "o3", "o4", "gpt-5", "codex", "computer-use"))
         assert lookup_model(name).family == ("harmony" if harmony else "chatml"), name

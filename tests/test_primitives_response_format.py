@@ -73,7 +73,7 @@ def test_each_stripped_keyword_removed_at_every_depth(keyword: str) -> None:
 
 
 def test_documented_stripped_set() -> None:
-    # RENDERING.md §5: [FIT] for the first twelve, [GUESS] for the last four.
+    # docs/rendering.md §5: [FIT] for the first eleven, estimates (same kind of keyword) for the last four.
     assert {
         "additionalProperties", "required", "strict", "minimum", "maximum", "exclusiveMinimum",
         "exclusiveMaximum", "minLength", "maxLength", "format", "default",

@@ -1,4 +1,4 @@
-"""counter._typescript: JSON Schema -> the TypeScript-like declarations of RENDERING.md §2."""
+"""counter._typescript: JSON Schema -> the TypeScript-like declarations of docs/rendering.md §2."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_harmony_fixture_reproduced_exactly() -> None:
 
 
 def test_harmony_fixture_first_declaration_split() -> None:
-    # The text up to the parameters' opening `{\n` is its own segment [FIT, RENDERING.md §2].
+    # The text up to the parameters' opening `{\n` is its own segment [FIT, docs/rendering.md §2].
     name, desc, params = HARMONY_TOOLS[1]
     assert function_declaration(name, desc, params) == (
         "// Gets the current weather in the provided location.\ntype get_current_weather = (_: {\n",
@@ -63,7 +63,7 @@ def body(props: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) ->
     return segments[1].removesuffix("}) => any;")
 
 
-# --- RENDERING.md §2 rules, one by one -----------------------------------------------------------
+# --- docs/rendering.md §2 rules, one by one ------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -143,7 +143,7 @@ def test_titles_top_level_and_nested() -> None:
     # Top level: `// <title>` then `//` then the description [OFF fixture: STRING].
     assert body({"s": {"type": "string", "title": "T", "description": "D"}}) == "// T\n//\n// D\ns?: string,\n"
     assert body({"s": {"type": "string", "title": "T"}}) == "// T\ns?: string,\n"
-    # Nested: a single `// <title>` line, no separator [RENDERING.md §2].
+    # Nested: a single `// <title>` line, no separator [docs/rendering.md §2].
     nested = {"type": "object", "properties": {"x": {"type": "string", "title": "X", "description": "xd"}}}
     assert body({"o": nested}) == "o?: {\n// X\n// xd\nx?: string,\n},\n"
 
@@ -309,9 +309,10 @@ def test_non_schema_values_do_not_crash() -> None:
 
 
 # --- keywords the known rules do not cover --------------------------------------------------------
-# FLAGGED: none of these renderings has been checked against the API (RENDERING.md §2 calls anyOf
-# and const "unresolved"; the rest is not mentioned at all). Each assertion pins the closest rule we
-# chose, so that a change is deliberate and a golden row that disagrees points here.
+# FLAGGED: none of these renderings has been checked against the API (docs/rendering.md §2: anyOf is
+# checked on one shape only, `anyOf [enum, null]` in rllm-0029; const is an estimate; the rest is not
+# mentioned at all). Each assertion pins the closest rule we chose, so that a change is deliberate and
+# a golden row that disagrees points here.
 
 UNCOVERED = [
     # anyOf: an inline union like `type: [a, b]` (pydantic's Optional[X] is anyOf [X, null]).
