@@ -110,7 +110,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--max-body-mib", type=float, default=64, help="largest accepted body in MiB (default 64)")
     s.add_argument("--max-depth", type=int, default=128, help="deepest JSON nesting accepted (default 128)")
-    s.add_argument("--timeout", type=float, default=30, help="seconds one request may take, reading and counting; past it a 504, and the count stops (default 30)")
+    s.add_argument(
+        "--timeout",
+        type=float,
+        default=30,
+        help="seconds one request may take, reading and counting; past it a 504, and the count stops (default 30)",
+    )
     s.add_argument("--estimate", action="store_true", help="estimate server-side state instead of rejecting it")
     s.add_argument("--no-access-log", action="store_true", help="no access line per request")
     return parser

@@ -32,10 +32,6 @@ CITING_GLOBS = [
     "pyproject.toml",
 ]
 
-# Docs being written on another branch of the same issue, cited ahead of their merge. Drop an entry
-# once its file is in the repository.
-PENDING = {"docs/benchmarks.md"}
-
 # A markdown file name, with or without its folders; not the bare extension (as in a list of
 # extensions), and not inside a URL.
 _MD_REF = re.compile(r"(?<![\w/.:-])((?:[\w.-]+/)*[\w.-]*\w\.md)\b(?!/)")
@@ -72,7 +68,7 @@ def _dead(pattern: re.Pattern[str], alive: Callable[[str, Path], bool]) -> list[
 
 def _resolves(ref: str, citing: Path) -> bool:
     """A path from the repository root or from the citing file's folder; a bare name anywhere."""
-    if ref in PENDING or (ROOT / ref).is_file() or (citing.parent / ref).is_file():
+    if (ROOT / ref).is_file() or (citing.parent / ref).is_file():
         return True
     if "/" not in ref:
         return any(p.is_file() and ".nox" not in p.parts for p in ROOT.rglob(ref))
