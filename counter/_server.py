@@ -264,7 +264,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "input-tokens",
             "version": "1",
-            "description": "Offline, exact POST /v1/responses/input_tokens.",
+            "description": "POST /v1/responses/input_tokens, counted offline as OpenAI counts it.",
         },
         "paths": {
             "/v1/responses/input_tokens": {"post": operation},
@@ -733,7 +733,8 @@ def run_granian(
         from granian.http import HTTP1Settings
     except ImportError:
         raise ServerUnavailableError(
-            "`input-tokens serve` needs the server extra: pip install 'input-tokens[server]'"
+            "`input-tokens serve` needs the server extra (granian): from a clone of input-tokens, "
+            "pip install '.[server]'"
         ) from None
     http1 = None if header_timeout is None else HTTP1Settings(header_read_timeout=ceil(header_timeout * 1000))
     Granian(
