@@ -1,21 +1,19 @@
-"""Generate the `generated/` package from `schema/request.schema.json`.
+"""Generate `schema/request.schema.json` and the `generated/` package from OpenAI's OpenAPI document.
 
-Run through nox: `nox -s codegen` writes `generated/`; `nox -s codegen -- --check` exits 1 and prints
-a diff when the committed files differ from what the schema produces.
+Run through nox (docs/codegen.md):
 
-The schema is the single source of truth and stays faithful to the API reference. What the code
-generator (datamodel-code-generator, pinned) cannot express, this script adapts in a private copy of
-the schema before handing it over, so the adaptations are mechanical and reviewed in one place:
+- `nox -s codegen` regenerates from the vendored document (schema/openapi/, see its PROVENANCE.json);
+- `nox -s codegen -- --check` exits 1 with a diff when schema/ or generated/ differ from what it makes;
+- `nox -s codegen -- --spec PATH_OR_URL` ingests another document (YAML or JSON, the full document or an
+  extracted closure), vendors its closure, regenerates, and prints the change of the request surface.
 
-- `default` keywords are dropped: counting must see only what the client sent, never a filled default.
-- `$comment`, `examples` and `if`/`then`/`else` are dropped from the copy; the role rules of
-  `if`/`then` are emitted as data (`generated/_rules.py`) and checked by the decoder instead.
-- A tagged variant whose `type` admits several values becomes one variant per value, because msgspec
-  allows one tag per class and the generator would otherwise use the schema name as the tag.
-- Unions that reference such a split variant get its parts spliced in, so every union stays flat.
-
-Besides the msgspec Structs, it emits the data the hand-written code needs to stay in step with the
-schema: the schema itself (for error messages that name the supported values) and the role rules.
+The pipeline: codegen/ingest.py cuts the request body of `POST /responses/input_tokens` and its `$ref`
+closure out of the document; the ordered rules of codegen/rules.py and the reviewed overlay
+(schema/overlay.json) normalize it; codegen/naming.py gives every def its public name; the result is
+written to schema/request.schema.json (the single source of truth of everything downstream). Then, in a
+private copy, the generator-only adaptations (`prepare`), datamodel-code-generator (pinned), the gates
+(`check_models`), and the data the hand-written code reads (union tables, role and presence rules,
+the schema itself) written to generated/.
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import difflib
+import importlib
 import json
 import re
 import subprocess
@@ -32,13 +31,26 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: `python codegen/generate.py`
+    sys.path.insert(0, str(ROOT))
+
+from codegen import ingest, naming, rules  # noqa: E402
+from codegen.schemas import is_null, union_members, wire_paths  # noqa: E402
+
 SCHEMA_PATH = ROOT / "schema" / "request.schema.json"
+OVERLAY_PATH = ROOT / "schema" / "overlay.json"
+SOURCE_DIR = ROOT / "schema" / "openapi"
+PROVENANCE_PATH = SOURCE_DIR / "PROVENANCE.json"
 OUT_DIR = ROOT / "generated"
 ROOT_CLASS = "InputTokenCountRequest"
 
 HEADER = (
     "# DO NOT EDIT: generated from schema/request.schema.json by codegen/generate.py.\n"
     "# Regenerate with: nox -s codegen   (check for drift: nox -s codegen -- --check)\n"
+)
+SCHEMA_COMMENT = (
+    "DO NOT EDIT: written by codegen/generate.py from the vendored OpenAPI document (schema/openapi/) and "
+    "schema/overlay.json. Regenerate with: nox -s codegen"
 )
 
 # The generator's options, in one place. Each one is load-bearing:
@@ -71,7 +83,7 @@ def _walk(node: Any, fn: Any) -> Any:
     return node
 
 
-_DROP_KEYS = ("default", "$comment", "examples", "if", "then", "else")
+_DROP_KEYS = ("default", "$comment", "examples", "if", "then", "else", "title")
 # Keys under which a JSON object maps user-chosen names to schemas: never treat those names as keywords.
 _NAME_MAPS = ("properties", "$defs", "patternProperties")
 
@@ -98,78 +110,46 @@ def _strip(node: Any, *, in_name_map: bool = False) -> Any:
     return out
 
 
-def _camel(value: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^0-9A-Za-z]+", value) if part)
+def _require_tags(schema: dict[str, Any]) -> None:
+    """In the generator's copy only: an optional or nullable `type` tag becomes a required const.
 
-
-def _split_multi_tag_variants(defs: dict[str, Any]) -> dict[str, list[str]]:
-    """Turn each def whose `type` is an enum of several values into one def per value."""
-    split: dict[str, list[str]] = {}
-    for name, schema in list(defs.items()):
-        tag = schema.get("properties", {}).get("type", {}) if isinstance(schema, dict) else {}
-        values = tag.get("enum")
-        if not isinstance(values, list) or len(values) < 2:
+    The schema keeps message and item_reference tags optional (clients leave them out and
+    counter/_decode.py supplies them before decoding); the generator must see a plain required
+    const, or it silently tags the class with its schema name.
+    """
+    for node in schema["$defs"].values():
+        if not isinstance(node, dict) or "properties" not in node:
             continue
-        names = []
-        for i, value in enumerate(values):
-            variant = copy.deepcopy(schema)
-            variant["properties"]["type"] = {"type": "string", "const": value}
-            variant_name = name if i == 0 else f"{name}{_camel(value)}"
-            if variant_name in defs and variant_name != name:
-                raise SystemExit(f"codegen: split variant name {variant_name!r} collides with a def")
-            defs[variant_name] = variant
-            names.append(variant_name)
-        split[name] = names
-    return split
-
-
-def _splice_split_refs(document: dict[str, Any], split: dict[str, list[str]]) -> dict[str, Any]:
-    """Point every reference to a split def at its parts, keeping unions flat."""
-
-    def refs(name: str) -> list[dict[str, str]]:
-        return [{"$ref": f"#/$defs/{n}"} for n in split[name]]
-
-    def target(node: Any) -> str:
-        ref = node.get("$ref", "") if isinstance(node, dict) else ""
-        return str(ref).removeprefix("#/$defs/")
-
-    def expand(member: Any) -> list[Any]:
-        # Bottom-up, a member that was a lone `$ref` to a split def is already an `anyOf` of its parts.
-        if isinstance(member, dict) and member.get("x-split"):
-            return list(member["anyOf"])
-        return [member]
-
-    def fix(node: dict[str, Any]) -> dict[str, Any]:
-        for key in ("oneOf", "anyOf"):
-            if key in node:
-                node[key] = [m for member in node[key] for m in expand(member)]
-        if len(node) == 1 and target(node) in split:
-            return {"anyOf": refs(target(node)), "x-split": True}
-        return node
-
-    def unmark(node: dict[str, Any]) -> dict[str, Any]:
-        node.pop("x-split", None)
-        return node
-
-    fixed: dict[str, Any] = _walk(_walk(document, fix), unmark)
-    return fixed
+        tag = node["properties"].get("type")
+        members = union_members(tag) if isinstance(tag, dict) else None
+        if members is not None:
+            live = [m for m in members if not is_null(m)]
+            if len(live) == 1 and isinstance(live[0], dict) and "const" in live[0]:
+                node["properties"]["type"] = live[0]
+                tag = live[0]
+        if isinstance(tag, dict) and "const" in tag and "type" not in node.get("required", []):
+            node["required"] = ["type", *node.get("required", [])]
 
 
 def prepare(schema: dict[str, Any]) -> dict[str, Any]:
-    """The generator's copy of the schema (see the module docstring for each adaptation)."""
+    """The generator's copy of the schema: what only the generator needs, nothing that changes what is
+    accepted (presence and role rules are emitted as data and checked by counter/_decode.py)."""
     prepared: dict[str, Any] = _strip(copy.deepcopy(schema))
+    prepared.pop("$comment", None)
     _drop_presence_rules(prepared)
-    for node in prepared["$defs"].values():
-        _drop_presence_rules(node)
     defs = prepared.setdefault("$defs", {})
-    split = _split_multi_tag_variants(defs)
-    spliced = _splice_split_refs(prepared, split)
-    _group_tagged_members(spliced["$defs"])
-    return _mark_discriminators(spliced, spliced["$defs"])
+    for name in [n for n, node in defs.items() if isinstance(node, dict) and naming.ALIAS_KEY in node]:
+        del defs[name]  # aliases are emitted as `Alias = Primary` after the classes
+    for node in defs.values():
+        _drop_presence_rules(node)
+    _require_tags(prepared)
+    _group_tagged_members(defs)
+    return _mark_discriminators(prepared, defs)
 
 
 def _presence_rule(part: Any) -> bool:
-    return isinstance(part, dict) and set(part) == {"required"}
+    """`{"required": [...]}`, optionally with `properties: {f: {not: {type: null}}}` (null is absent)."""
+    return isinstance(part, dict) and "required" in part and set(part) <= {"required", "properties"}
 
 
 def _drop_presence_rules(node: Any) -> None:
@@ -286,7 +266,8 @@ def _run_generator(prepared: dict[str, Any]) -> str:
         src = Path(tmp) / "request.schema.json"
         dst = Path(tmp) / "models.py"
         src.write_text(json.dumps(prepared, indent=2), encoding="utf-8")
-        cmd = [sys.executable, "-m", "datamodel_code_generator", "--input", str(src), "--output", str(dst)]
+        cmd = [sys.executable, "-W", "always::UserWarning", "-m", "datamodel_code_generator"]
+        cmd += ["--input", str(src), "--output", str(dst)]
         proc = subprocess.run([*cmd, *GENERATOR_ARGS], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise SystemExit(f"codegen: datamodel-codegen failed:\n{proc.stderr}")
@@ -295,7 +276,9 @@ def _run_generator(prepared: dict[str, Any]) -> str:
     lines = text.splitlines(keepends=True)
     while lines and lines[0].startswith("#"):
         lines.pop(0)
-    return HEADER + _aliases_last("".join(lines).lstrip("\n"))
+    models = HEADER + _aliases_last("".join(lines).lstrip("\n"))
+    check_models(models, proc.stderr)
+    return models
 
 
 def _aliases_last(source: str) -> str:
@@ -344,23 +327,48 @@ _CLASS_RE = re.compile(r"^class (\w+)\(", re.MULTILINE)
 _ALIAS_RE = re.compile(r"^(\w+): TypeAlias = ", re.MULTILINE)
 
 
-def _init_module(models: str) -> str:
-    names = sorted(set(_CLASS_RE.findall(models)) | set(_ALIAS_RE.findall(models)) - {"Struct"})
-    names = [n for n in names if n != "Struct"]
+def _aliases(schema: dict[str, Any]) -> dict[str, str]:
+    """{alias: primary class} (codegen/naming.py, rule 3)."""
+    return {
+        name: node[naming.ALIAS_KEY]
+        for name, node in schema["$defs"].items()
+        if isinstance(node, dict) and naming.ALIAS_KEY in node
+    }
+
+
+def _init_module(models: str, schema: dict[str, Any]) -> str:
+    aliases = _aliases(schema)
+    names = sorted((set(_CLASS_RE.findall(models)) | set(_ALIAS_RE.findall(models))) - {"Struct"})
     body = "\n".join(f"    {n}," for n in names)
-    exported = "\n".join(f'    "{n}",' for n in names)
-    data = ("FORBID_TOGETHER", "REQUEST_SCHEMA", "REQUIRE_ANY_OF", "ROLE_CONTENT_TAGS")
-    runtime = "\n".join(f'    "{n}",' for n in data)
+    exported = "\n".join(f'    "{n}",' for n in sorted([*names, *aliases]))
+    data = ("FORBID_TOGETHER", "REQUEST_SCHEMA", "REQUIRE_ANY_OF", "ROLE_CONTENT_TAGS", *UNION_DATA)
+    runtime = "\n".join(f'    "{n}",' for n in sorted(data))
+    alias_lines = "".join(f"{a}: TypeAlias = {p}  # another name of {p}\n" for a, p in sorted(aliases.items()))
     return (
         f"{HEADER}"
         '"""Typed request body of POST /v1/responses/input_tokens, generated from schema/.\n\n'
         "This package is owned by codegen: hand-written code lives in `counter/`.\n"
         '"""\n\n'
+        "from typing import TypeAlias\n\n"
         f"from generated._rules import FORBID_TOGETHER, REQUIRE_ANY_OF, ROLE_CONTENT_TAGS\n"
         f"from generated._schema import REQUEST_SCHEMA\n"
+        f"from generated._unions import {', '.join(UNION_DATA)}\n"
         f"from generated.models import (\n{body}\n)\n\n"
+        f"{alias_lines}\n"
         f"__all__ = [\n{runtime}\n{exported}\n]\n"
     )
+
+
+UNION_DATA = (
+    "CLASS_TAGS",
+    "CONTENT_CLASSES",
+    "INPUT_ITEM_CLASSES",
+    "TAGGED_UNIONS",
+    "TEXT_FORMAT_CLASSES",
+    "TOOL_CHOICE_CLASSES",
+    "TOOL_CLASSES",
+    "UNION_NAMES",
+)
 
 
 def _schema_module(schema: dict[str, Any]) -> str:
@@ -419,27 +427,241 @@ def _rules_module(rules: dict[str, dict[str, list[str]]], schema: dict[str, Any]
     return "".join(lines)
 
 
-def render() -> dict[str, str]:
-    """Every file of `generated/`, by name, as codegen would write it."""
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+# ---------------------------------------------------------------- union tables
+
+
+def tagged_unions(schema: dict[str, Any]) -> dict[str, tuple[str, dict[str, str]]]:
+    """{wire path: (union def, {tag: class})} for every union def with tagged members, as the
+    generator's copy tags them (the tagged part of a mixed union is its own `<Name>Object`)."""
+    prepared = prepare(schema)
+    defs = prepared["$defs"]
+    paths, _ = wire_paths(schema)
+    out: dict[str, tuple[str, dict[str, str]]] = {}
+    for name, node in defs.items():
+        members = union_members(node) if isinstance(node, dict) else None
+        if not members or "discriminator" not in node:
+            continue
+        table = {}
+        for member in members:
+            target = member["$ref"].removeprefix("#/$defs/")
+            tag = _tag_of(defs, member)
+            if tag is not None:
+                table[tag] = target
+        owner = name.removesuffix("Object") if name not in paths and name.endswith("Object") else name
+        if owner not in paths:
+            continue  # reached only through the role rules (their parts are a message's content parts)
+        path = paths[owner] + ("{tagged}" if owner != name else "")
+        out[path] = (name, dict(sorted(table.items())))
+    return dict(sorted(out.items()))
+
+
+# The unions the hand-written code dispatches on, by the name it reads them under.
+WELL_KNOWN_UNIONS = {
+    "INPUT_ITEM_CLASSES": "$.input<array>[]",
+    "TOOL_CLASSES": "$.tools[]",
+    "TOOL_CHOICE_CLASSES": "$.tool_choice{tagged}",
+    "CONTENT_CLASSES": "$.input<array>[]<message>.content<array>[]",
+    "TEXT_FORMAT_CLASSES": "$.text.format",
+}
+
+
+def _unions_module(schema: dict[str, Any], models: str) -> str:
+    unions = tagged_unions(schema)
+    classes = set(_CLASS_RE.findall(models))
+    lines = [
+        HEADER,
+        '"""The tagged unions of the request, as data: which class each `type` tag selects, by wire path.\n\n'
+        "Hand-written code dispatches with these tables (never by class names or reflection). A wire path\n"
+        "is `$`, `.field`, `[]` for array items, `<tag>` or `<string>`/`<array>`/`<object>` for a union\n"
+        "branch; `{tagged}` names the tagged part of a union that also admits a string.\n"
+        '"""\n\n',
+        "from typing import Final\n\n",
+        "import msgspec\n\n",
+    ]
+    used = sorted({cls for _, table in unions.values() for cls in table.values()} & classes)
+    lines.append("from generated.models import (\n" + "".join(f"    {c},\n" for c in used) + ")\n\n")
+    lines.append("# {wire path: {tag: class}}\n")
+    lines.append("TAGGED_UNIONS: Final[dict[str, dict[str, type[msgspec.Struct]]]] = {\n")
+    for path, (_, table) in unions.items():
+        lines.append(f'    "{path}": {{\n')
+        lines.extend(f'        "{tag}": {cls},\n' for tag, cls in table.items())
+        lines.append("    },\n")
+    lines.append("}\n\n")
+    lines.append("# {wire path: the union's name in generated/}\n")
+    lines.append("UNION_NAMES: Final[dict[str, str]] = {\n")
+    lines.extend(f'    "{path}": "{name}",\n' for path, (name, _) in unions.items())
+    lines.append("}\n\n")
+    lines.append("# {class: its `type` tag}, every tagged class of every union\n")
+    lines.append("CLASS_TAGS: Final[dict[type[msgspec.Struct], str]] = {\n")
+    tags = sorted({(cls, tag) for _, table in unions.values() for tag, cls in table.items()})
+    lines.extend(f'    {cls}: "{tag}",\n' for cls, tag in tags)
+    lines.append("}\n")
+    for constant, path in WELL_KNOWN_UNIONS.items():
+        if path not in unions:
+            raise SystemExit(f"codegen: the document has no tagged union at {path} ({constant})")
+        lines.append(f'\n{constant}: Final = TAGGED_UNIONS["{path}"]\n')
+    return "".join(lines)
+
+
+# ---------------------------------------------------------------- gates
+
+
+class GateError(SystemExit):
+    pass
+
+
+def check_models(models: str, generator_warnings: str) -> None:
+    """Fail loudly on what the generator does silently wrong (docs/codegen.md, "Gates")."""
+    problems: list[str] = []
+    if "UserWarning" in generator_warnings or "msgspec cannot decode" in generator_warnings:
+        problems.append(f"the generator warned:\n{generator_warnings}")
+    namespace: dict[str, Any] = {"__name__": "generated_check"}
+    module = type(sys)("generated_check")
+    sys.modules["generated_check"] = module
+    try:
+        exec(compile(models, "generated/models.py", "exec"), module.__dict__)
+        namespace = module.__dict__
+        msgspec: Any = importlib.import_module("msgspec")
+        structs: dict[str, Any] = {
+            n: obj
+            for n, obj in namespace.items()
+            if isinstance(obj, type) and issubclass(obj, msgspec.Struct) and obj.__module__ == "generated_check"
+        }
+        try:
+            msgspec.json.Decoder(structs[ROOT_CLASS])
+        except TypeError as exc:
+            problems.append(f"msgspec.json.Decoder({ROOT_CLASS}) does not build: {exc}")
+        for name, cls in sorted(structs.items()):
+            if name == "Struct":
+                continue
+            try:
+                msgspec.json.Decoder(cls)
+            except TypeError as exc:
+                problems.append(f"msgspec.json.Decoder({name}) does not build: {exc}")
+            tag = cls.__struct_config__.tag
+            if tag is not None and tag in structs:
+                problems.append(f"{name} is tagged {tag!r}, a class name: the generator fell back on the schema name")
+            for field, default in zip(cls.__struct_fields__[::-1], cls.__struct_defaults__[::-1], strict=False):
+                if default is not msgspec.UNSET and default is not msgspec.NODEFAULT:
+                    problems.append(f"{name}.{field} has the default {default!r}: counting must see only what was sent")
+            if not cls.__struct_fields__ and tag is None:
+                problems.append(f"{name} is an empty Struct without a tag (a free-form object made closed)")
+    finally:
+        sys.modules.pop("generated_check", None)
+    if problems:
+        raise GateError("codegen: the generated models fail the gates:\n  " + "\n  ".join(problems))
+
+
+# ---------------------------------------------------------------- the pipeline
+
+
+def load_overlay() -> dict[str, Any]:
+    overlay: dict[str, Any] = json.loads(OVERLAY_PATH.read_text(encoding="utf-8"))
+    return overlay
+
+
+def normalize(document: dict[str, Any], overlay: dict[str, Any] | None = None) -> dict[str, Any]:
+    """OpenAPI document (full or extracted) -> the normalized request schema (schema/request.schema.json)."""
+    closure = ingest.extract(document)
+    schema = ingest.to_json_schema(closure, ROOT_CLASS)
+    overlay = load_overlay() if overlay is None else overlay
+    for rule in rules.RULES:
+        schema = rule(schema)
+        if rule is rules.required_nullable_optional:
+            schema = rules.optional_by_evidence(schema, overlay)
+        elif rule is rules.close_objects:
+            schema = rules.apply_overlay(schema, overlay)
+    names, retired = naming.load_names()
+    schema = naming.apply_names(schema, names, retired)
+    return {"$comment": SCHEMA_COMMENT, **schema}
+
+
+def vendored_source() -> Path:
+    provenance = json.loads(PROVENANCE_PATH.read_text(encoding="utf-8"))
+    return SOURCE_DIR / str(provenance["file"])
+
+
+def render(source: Path | None = None) -> dict[str, str]:
+    """Every file codegen writes, by path relative to the repository, as codegen would write it."""
+    document = ingest.parse(ingest.read_bytes(str(source or vendored_source())))
+    schema = normalize(document)
     models = _run_generator(prepare(schema))
     return {
-        "__init__.py": _init_module(models),
-        "models.py": models,
-        "_schema.py": _schema_module(schema),
-        "_rules.py": _rules_module(role_rules(schema), schema),
-        "py.typed": "",
+        "schema/request.schema.json": json.dumps(schema, indent=1, ensure_ascii=False) + "\n",
+        "generated/__init__.py": _init_module(models, schema),
+        "generated/models.py": models,
+        "generated/_schema.py": _schema_module(schema),
+        "generated/_rules.py": _rules_module(role_rules(schema), schema),
+        "generated/_unions.py": _unions_module(schema, models),
+        "generated/py.typed": "",
     }
+
+
+def vendor(source: str, *, commit: str | None, date: str | None) -> Path:
+    """Extract the closure of another document into schema/openapi/, replacing the vendored one."""
+    data = ingest.read_bytes(source)
+    closure = ingest.extract(ingest.parse(data))
+    text = ingest.dumps(closure)
+    short = (commit or ingest.sha256(data))[:7]
+    name = f"TokenCountsBody-{date or 'undated'}-{short}.json"
+    previous = json.loads(PROVENANCE_PATH.read_text(encoding="utf-8")) if PROVENANCE_PATH.exists() else {}
+    for old in SOURCE_DIR.glob("TokenCountsBody-*.json"):
+        old.unlink()
+    (SOURCE_DIR / name).write_text(text, encoding="utf-8")
+    provenance = {
+        "file": name,
+        "source": source if not Path(source).exists() else Path(source).name,
+        "repository": previous.get("repository", "openai/openai-openapi"),
+        "commit": commit,
+        "date": date,
+        "document_sha256": ingest.sha256(data),
+        "closure_sha256": ingest.sha256(text.encode("utf-8")),
+        "schemas": len(closure["components"]["schemas"]),
+        "license": "MIT, see LICENSE beside this file",
+    }
+    PROVENANCE_PATH.write_text(json.dumps(provenance, indent=1) + "\n", encoding="utf-8")
+    return SOURCE_DIR / name
+
+
+def change_report(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
+    """The change of the request surface between two normalized schemas.
+
+    HOOK: codegen/surface.py (written on another branch) provides `report(old_schema, new_schema)`;
+    until it is merged, a short fallback lists the defs added and removed.
+    """
+    try:
+        surface: Any = importlib.import_module("codegen.surface")
+    except ModuleNotFoundError:
+        surface = None
+    if surface is not None and old is not None:
+        return str(surface.report(old, new))
+    if old is None:
+        return "no previous schema: nothing to compare"
+    before, after = set(old.get("$defs", {})), set(new.get("$defs", {}))
+    lines = ["codegen/surface.py is not there yet: defs only."]
+    lines += [f"+ {n}" for n in sorted(after - before)] + [f"- {n}" for n in sorted(before - after)]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail with a diff if generated/ is stale")
+    parser.add_argument("--check", action="store_true", help="fail with a diff if schema/ or generated/ is stale")
+    parser.add_argument(
+        "--spec", metavar="PATH_OR_URL", help="ingest this OpenAPI document (YAML/JSON, full or closure)"
+    )
+    parser.add_argument("--commit", help="with --spec: the document's source commit, for PROVENANCE.json")
+    parser.add_argument("--date", help="with --spec: the document's date (YYYY-MM-DD), for PROVENANCE.json")
     args = parser.parse_args(argv)
+    if args.spec and args.check:
+        parser.error("--spec and --check do not go together")
+    old_schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8")) if SCHEMA_PATH.exists() else None
+    if args.spec:
+        vendored = vendor(args.spec, commit=args.commit, date=args.date)
+        print(f"vendored {vendored.relative_to(ROOT)}")
     files = render()
     stale = []
     for name, text in files.items():
-        path = OUT_DIR / name
+        path = ROOT / name
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current != text:
             stale.append(name)
@@ -447,23 +669,27 @@ def main(argv: list[str] | None = None) -> int:
                 diff = difflib.unified_diff(
                     (current or "").splitlines(keepends=True),
                     text.splitlines(keepends=True),
-                    f"generated/{name} (committed)",
-                    f"generated/{name} (from schema)",
+                    f"{name} (committed)",
+                    f"{name} (from the document)",
                 )
                 sys.stdout.writelines(diff)
-    extra = sorted(p.name for p in OUT_DIR.glob("*") if p.is_file() and p.name not in files)
+    extra = sorted(
+        f"generated/{p.name}" for p in OUT_DIR.glob("*") if p.is_file() and f"generated/{p.name}" not in files
+    )
     if args.check:
         if stale or extra:
-            print(f"\ngenerated/ is stale ({', '.join(stale + extra)}): run `nox -s codegen`.", file=sys.stderr)
+            print(f"\nstale: {', '.join(stale + extra)}: run `nox -s codegen`.", file=sys.stderr)
             return 1
-        print("generated/ is up to date.")
+        print("schema/request.schema.json and generated/ are up to date.")
         return 0
     OUT_DIR.mkdir(exist_ok=True)
     for name in extra:
-        (OUT_DIR / name).unlink()
+        (ROOT / name).unlink()
     for name, text in files.items():
-        (OUT_DIR / name).write_text(text, encoding="utf-8")
-    print(f"wrote generated/ ({len(files)} files{', changed: ' + ', '.join(stale) if stale else ''}).")
+        (ROOT / name).write_text(text, encoding="utf-8")
+    print(f"wrote schema/ and generated/ ({len(files)} files{', changed: ' + ', '.join(stale) if stale else ''}).")
+    if args.spec:
+        print(change_report(old_schema, json.loads(files["schema/request.schema.json"])))
     return 0
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, NoReturn, get_args
+from typing import Any, NoReturn
 
 import msgspec
 
@@ -30,7 +30,6 @@ Request = generated.InputTokenCountRequest
 
 _any_decoder = msgspec.json.Decoder()
 
-_MISSING_TAG = "Object missing required field `type`"
 _TEXT = (bytes, str, bytearray, memoryview)  # a tuple: isinstance walks it faster than a `|` union
 
 
@@ -86,7 +85,7 @@ def _convert(body: Any) -> Request:
         return msgspec.convert(body, Request)
     except msgspec.ValidationError as exc:
         error = exc
-    if _MISSING_TAG in str(error) and (patched := _tagged_copy(body)) is not None:
+    if (patched := _tagged_copy(body)) is not None:
         try:
             return msgspec.convert(patched, Request)
         except msgspec.ValidationError as exc:
@@ -107,7 +106,7 @@ def _supply_tags(raw: Any) -> None:
     items = raw.get("input") if type(raw) is dict else None
     if type(items) is list:
         for item in items:
-            if type(item) is dict and "type" not in item:
+            if type(item) is dict and item.get("type") is None:  # absent, or null (item_reference allows it)
                 item["type"] = _default_tag(item)
 
 
@@ -120,28 +119,20 @@ def _tagged_copy(body: Mapping[str, Any]) -> Any:
     patched = list(items)
     changed = False
     for index, item in enumerate(items):
-        if isinstance(item, Mapping) and "type" not in item:
+        if isinstance(item, Mapping) and item.get("type") is None:
             patched[index] = {**item, "type": _default_tag(item)}
             changed = True
     return {**body, "input": patched} if changed else None
 
 
-def _struct_tags() -> dict[type[msgspec.Struct], str]:
-    """Every tagged generated class and its `type` tag."""
-    classes = (getattr(generated, name) for name in generated.__all__)
-    return {
-        cls: str(cls.__struct_config__.tag)
-        for cls in classes
-        if isinstance(cls, type) and issubclass(cls, msgspec.Struct) and cls.__struct_config__.tag is not None
-    }
-
-
-_TAG_OF: dict[type, str] = dict(_struct_tags())
+# Every tagged generated class and its `type` tag, and the classes each tagged union selects by tag:
+# data codegen emits (generated/_unions.py), not reflection.
+_TAG_OF: dict[type, str] = dict(generated.CLASS_TAGS)
 
 
 def _role_rules() -> dict[type, dict[str, frozenset[type]]]:
     """generated.ROLE_CONTENT_TAGS keyed by classes, so the check is a dict lookup per part."""
-    by_tag = {tag: cls for cls, tag in _TAG_OF.items()}
+    by_tag = generated.CONTENT_CLASSES
     return {
         getattr(generated, name): {role: frozenset(by_tag[t] for t in tags) for role, tags in per_role.items()}
         for name, per_role in generated.ROLE_CONTENT_TAGS.items()
@@ -170,7 +161,7 @@ _PRESENCE_CLASSES = frozenset(
 
 
 # Input item kinds that carry tools (additional_tools, tool_search_output): the same rules apply.
-_TOOL_HOLDERS = frozenset(cls for cls in get_args(get_args(generated.InputItem)[0]) if "tools" in cls.__struct_fields__)
+_TOOL_HOLDERS = frozenset(cls for cls in generated.INPUT_ITEM_CLASSES.values() if "tools" in cls.__struct_fields__)
 if _TOOL_HOLDERS & _ROLE_RULES.keys():  # _check_rules checks an item for one or the other
     raise RuntimeError(f"item kinds with both role rules and tools: {_TOOL_HOLDERS & _ROLE_RULES.keys()}")
 
@@ -235,8 +226,9 @@ def _check_presence(obj: msgspec.Struct, prefix: str) -> None:
 
 def _all_present(obj: msgspec.Struct, names: tuple[str, ...]) -> bool:
     # A loop, not all(<generator>): this runs on every request, and the generator costs more.
-    for name in names:  # noqa: SIM110 - the loop is the point
-        if getattr(obj, name) is msgspec.UNSET:
+    for name in names:
+        value = getattr(obj, name)
+        if value is msgspec.UNSET or value is None:  # null counts as absent
             return False
     return True
 

@@ -191,6 +191,7 @@ _HOSTED_COMMON: Final[dict[type, int]] = {
     g.ComputerUsePreviewTool: 0,  # no recorded count
     g.LocalShellTool: 0,  # no recorded count
     g.ShellTool: 0,  # no recorded count
+    g.ProgrammaticToolCallingParam: 0,  # no recorded count (new in the 2026-08-21 document)
 }
 _WEB_SEARCH: Final = (
     g.WebSearchTool,
@@ -401,7 +402,12 @@ _PART_HANDLERS: Final[dict[type, Callable[[_Ctx, Any, str, _Where], _PartOut]]] 
     g.Refusal: _part_refusal,
     g.InputImage: _part_image,
     g.InputFile: _part_file,
+    # function_call_output's parts: the document gives them classes of their own, same fields.
+    g.InputTextContentParam: _part_input_text,
+    g.InputImageContentParamAutoParam: _part_image,
+    g.InputFileContentParam: _part_file,
 }
+_IMAGE_PARTS: Final = (g.InputImage, g.InputImageContentParamAutoParam)
 
 
 def _content(ctx: _Ctx, content: str | Sequence[Any], i: int, field: str, where: _Where) -> list[Piece]:
@@ -426,7 +432,7 @@ def _content(ctx: _Ctx, content: str | Sequence[Any], i: int, field: str, where:
         if text is not None:
             texts.append(text)
         media += pieces
-        images = images or cls is g.InputImage
+        images = images or cls in _IMAGE_PARTS
     out: list[Piece] = ["".join(texts)] if texts else []
     if media:
         out += media
@@ -592,8 +598,10 @@ def _has_props(parameters: Mapping[str, Any] | None) -> bool:
 def _tool_function(ctx: _Ctx, tool: g.FunctionTool) -> _ToolOut:
     # TypeScript-like declaration in the `functions` namespace (docs/rendering.md §2 [OFF, API]).
     description = tool.description if isinstance(tool.description, str) else None
-    decl = function_declaration(tool.name, description, tool.parameters)
-    return _ToolOut(decl, not _has_props(tool.parameters), bool(description))
+    # `parameters` may be absent or null (the document: required but nullable): as no parameters (estimate).
+    parameters = tool.parameters if isinstance(tool.parameters, dict) else {}
+    decl = function_declaration(tool.name, description, parameters)
+    return _ToolOut(decl, not _has_props(parameters), bool(description))
 
 
 def _custom_tool(ctx: _Ctx, tool: g.CustomTool) -> _ToolOut:
@@ -739,6 +747,7 @@ _CHOICE_HANDLERS: Final[dict[type, Callable[[_Ctx, Any], list[Piece]]]] = {
     g.ToolChoiceMcp: _choice_hosted,
     g.ToolChoiceApplyPatch: _choice_hosted,
     g.ToolChoiceShell: _choice_hosted,
+    g.SpecificProgrammaticToolCallingParam: _choice_hosted,
 }
 
 
@@ -823,10 +832,12 @@ def _output_sender(ctx: _Ctx, call_id: str) -> tuple[str, list[Piece]]:
 
 def _item_function_call_output(ctx: _Ctx, i: int, item: g.FunctionCallOutput) -> list[Piece]:
     body = _content(ctx, item.output, i, "output", "output")
-    name = ctx.call_names.get(item.call_id)
+    # call_id is optional and nullable since the 2026-08-21 document: without one, no name is known.
+    call_id = item.call_id if isinstance(item.call_id, str) else ""
+    name = ctx.call_names.get(call_id)
     if name is not None:  # the common case, without _output_sender's tuple and list
         return ctx.fam.output(name, body, i > ctx.last_user)
-    sender, extra = _output_sender(ctx, item.call_id)
+    sender, extra = _output_sender(ctx, call_id)
     return [*ctx.fam.output(sender, body, i > ctx.last_user), *extra]
 
 
@@ -1023,7 +1034,17 @@ def _item_mcp_call(ctx: _Ctx, i: int, item: g.McpCall) -> list[Piece]:
     return out
 
 
+def _item_unknown_kind(ctx: _Ctx, i: int, item: msgspec.Struct) -> list[Piece]:
+    # Kinds new in the 2026-08-21 document (compaction_trigger, program, program_output): no rule
+    # yet; their visible fields are counted as JSON, labelled with the kind (estimate).
+    tag = str(type(item).__struct_config__.tag)
+    return _guess_output(ctx, i, tag, tag, [_json(item)])
+
+
 _ITEM_HANDLERS: Final[dict[type, Callable[[_Ctx, int, Any], list[Piece]]]] = {
+    g.CompactionTriggerItemParam: _item_unknown_kind,
+    g.ProgramItemParam: _item_unknown_kind,
+    g.ProgramOutputItemParam: _item_unknown_kind,
     g.Message: _item_message,
     g.FunctionCall: _item_function_call,
     g.FunctionCallOutput: _item_function_call_output,
@@ -1092,7 +1113,11 @@ def _check_exhaustive(table: Mapping[type, object], aliases: Iterable[object], w
 
 
 _check_exhaustive(_ITEM_HANDLERS, [g.InputItem], "input item")
-_check_exhaustive(_PART_HANDLERS, [g.MessageContentPart, g.FunctionCallOutputContentPart], "content part")
+_check_exhaustive(
+    _PART_HANDLERS,
+    [g.MessageContentPart, g.FunctionCallOutputContentPart, g.FunctionCallOutputItemParamOutputItem],
+    "content part",
+)
 _check_exhaustive(_TOOL_HANDLERS, [g.Tool], "tool")
 _check_exhaustive(_INNER_DECLS, [g.NamespaceInnerTool], "namespace tool")
 _check_exhaustive(_CHOICE_HANDLERS, [g.ToolChoice], "tool_choice")
@@ -1227,12 +1252,12 @@ def render(
             tools = (tuple(_tools_pieces(ctx, request.tools)), {})
             _TOOLS.put(key, tools)
         sections.append(Section("tools", *tools))
-    if request.tool_choice is not msgspec.UNSET:
+    if request.tool_choice is not msgspec.UNSET and request.tool_choice is not None:  # null: as if absent
         choice = request.tool_choice
         pieces = _dispatch(_CHOICE_HANDLERS, choice, "tool_choice")(ctx, choice)
         if pieces:
             sections.append(Section("tool_choice", pieces))
-    if isinstance(request.text, g.TextConfig) and request.text.format is not msgspec.UNSET:
+    if isinstance(request.text, g.TextConfig) and request.text.format not in (msgspec.UNSET, None):
         fmt = request.text.format
         pieces = _dispatch(_FORMAT_HANDLERS, fmt, "text.format")(ctx, fmt)
         if pieces:

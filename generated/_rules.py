@@ -14,7 +14,7 @@ ROLE_CONTENT_TAGS: Final[dict[str, dict[str, frozenset[str]]]] = {
 
 # {def name: alternatives, each a set of fields that must all be present; one must hold}
 REQUIRE_ANY_OF: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
-    "McpTool": (("server_url",), ("connector_id",),),
+    "McpTool": (("server_url",), ("connector_id",), ("tunnel_id",),),
 }
 
 # {def name: fields that must not all be present together}

@@ -392,7 +392,7 @@ class Fake(msgspec.Struct, tag="fake"):
 
 def test_dispatch_tables_cover_the_generated_unions() -> None:
     assert _render.union_members(generated.InputItem) == set(_render._ITEM_HANDLERS)
-    assert len(_render._ITEM_HANDLERS) == 27
+    assert len(_render._ITEM_HANDLERS) == 30  # 27 + compaction_trigger, program, program_output (2026-08-21)
     assert _render.union_members(generated.Tool) == set(_render._TOOL_HANDLERS)
     assert _render.union_members(generated.TextFormat) == set(_render._FORMAT_HANDLERS)
     assert _render.union_members(generated.ToolChoice) == set(_render._CHOICE_HANDLERS)

@@ -201,7 +201,8 @@ def test_50mb_string_of_mixed_text(guard: None) -> None:
     ]
     chunk = " ".join(rnd.choice(words) for _ in range(200_000))
     text = (chunk + " ") * (52_000_000 // len((chunk + " ").encode()))
-    body = json.dumps({"model": "gpt-4o", "input": text}, ensure_ascii=False).encode()
+    # A message, not a bare `input` string: OpenAI's document caps that one at 10 MiB (10485760 characters).
+    body = json.dumps({"model": "gpt-4o", "input": [{"role": "user", "content": text}]}, ensure_ascii=False).encode()
     assert len(body) >= 50_000_000
     assert count_input_tokens(body) == framed(text)
 

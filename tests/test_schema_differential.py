@@ -142,8 +142,33 @@ PLACES: list[tuple[str, str, Embed]] = [
     ),
     ("input-string", "Input", lambda x: {"input": x}),
 ]
+
+
 # The root's scalar parameters, in every combination (and conversation with previous_response_id).
-_SCALARS = {k: v for k, v in SCHEMA["properties"].items() if "$ref" not in v and v.get("type") != "array"}
+def _inline_scalar_refs(node: Any) -> Any:
+    """A root parameter with its references to scalar defs (an enum, an open string) inlined."""
+    if isinstance(node, list):
+        return [_inline_scalar_refs(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node and _is_scalar_def(_ref_name(node["$ref"])):
+        return {**{k: v for k, v in node.items() if k != "$ref"}, **DEFS[_ref_name(node["$ref"])]}
+    return {k: _inline_scalar_refs(v) for k, v in node.items()}
+
+
+def _is_scalar_def(name: str) -> bool:
+    text = json.dumps(DEFS[name])
+    return "$ref" not in text and '"properties"' not in text and '"object"' not in text
+
+
+def _refs_of(node: Any) -> set[str]:
+    """The defs a root parameter names (through a nullable `anyOf[X, null]`)."""
+    text = json.dumps(node)
+    return set(re.findall(r'"#/\$defs/([^"]+)"', text))
+
+
+_PARAMS = {k: _inline_scalar_refs(v) for k, v in SCHEMA["properties"].items()}
+_SCALARS = {k: v for k, v in _PARAMS.items() if "$ref" not in json.dumps(v) and v.get("type") != "array"}
 ROOT_SCALARS = from_schema({"type": "object", "properties": _SCALARS, "additionalProperties": False})
 PLACE_IDS = [p[0] for p in PLACES]
 
@@ -152,7 +177,8 @@ def test_places_cover_every_item_and_tool_kind() -> None:
     names = {name for _, name, _ in PLACES}
     assert set(_members("InputItem")) <= names
     assert set(_members("Tool")) <= names
-    assert {_ref_name(v["$ref"]) for v in SCHEMA["properties"].values() if "$ref" in v} - {"Input"} <= names
+    named = {ref for v in _PARAMS.values() for ref in _refs_of(v)}
+    assert named - {"Input", "InputItem", "Tool"} <= names
 
 
 # ------------------------------------------------------------------ the oracle and the comparison

@@ -339,7 +339,8 @@ def test_a_timed_out_count_stops_and_gives_its_memory_back(start_server: Callabl
     server = start_server("--timeout", "1", "--max-body-mib", "32")
     (worker,) = server.workers()
     url = f"{server.url}/v1/responses/input_tokens"
-    big = json.dumps({"model": "gpt-4o", "input": _text(24_000_000)}).encode()
+    # A message, not a bare `input` string: OpenAI's document caps that one at 10 MiB (10485760 characters).
+    big = json.dumps({"model": "gpt-4o", "input": [{"role": "user", "content": _text(24_000_000)}]}).encode()
     small = {"model": "gpt-4o", "input": "What is the capital of France?"}
     with httpx.Client(timeout=60) as client:
         assert client.post(url, json=small).json()["input_tokens"] == counter.count_input_tokens(small)
