@@ -22,6 +22,7 @@ Names never depend on the order in which the document lists anything.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +89,12 @@ def apply_names(schema: Schema, names: dict[str, str], retired: dict[str, str]) 
         else:
             missing.append(f"{name} ({path}: not a union, an object or an enum)")
     if missing:
-        raise SystemExit(
-            "codegen: public names the document no longer has (retire them in codegen/names.json with a reason,"
-            " or map them to their new wire path):\n  " + "\n  ".join(missing)
+        # Not fatal here (an older document lacks newer kinds); tests/test_generated.py fails on any
+        # public name the committed generated/ no longer exports.
+        print(
+            "codegen: public names this document does not have (map them to their new wire path or retire"
+            " them in codegen/names.json, with a reason):\n  " + "\n  ".join(missing),
+            file=sys.stderr,
         )
     renames: dict[str, str] = {}
     aliases: dict[str, str] = {}

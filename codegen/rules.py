@@ -186,15 +186,24 @@ def split_multi_tag_variants(schema: Schema) -> Schema:
             spliced: list[Any] = []
             for member in node[key]:
                 name = ref_name(member) if set(member) <= {"$ref", "description"} else None
-                spliced.extend(ref(p) for p in split[name]) if name in split else spliced.append(member)
+                if name in split:
+                    spliced.extend(ref(p) for p in split[name])
+                elif member.get("x-split-parts"):  # a reference already expanded, bottom-up
+                    spliced.extend(member["anyOf"])
+                else:
+                    spliced.append(member)
             node[key] = spliced
         name = ref_name(node)
         if name in split:
             rest = {k: v for k, v in node.items() if k != "$ref"}
-            return {**rest, "anyOf": [ref(p) for p in split[name]]}
+            return {**rest, "anyOf": [ref(p) for p in split[name]], "x-split-parts": True}
         return node
 
-    return transform(schema, splice)  # type: ignore[no-any-return]
+    def unmark(node: Schema) -> Schema:
+        node.pop("x-split-parts", None)
+        return node
+
+    return transform(transform(schema, splice), unmark)  # type: ignore[no-any-return]
 
 
 def _pure_union(schema: Schema, member: Any) -> list[Any] | None:
