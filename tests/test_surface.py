@@ -1,0 +1,299 @@
+"""codegen/surface.py: the request surface of a schema, and the change report between two of them.
+
+The walk, the extraction and the report are tested on small schemas, one rule at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import load_codegen
+
+sf = load_codegen("surface")
+
+
+def paths(schema: dict[str, Any]) -> dict[str, Any]:
+    """The surface of `schema` keyed by path text."""
+    return {sf.render(path): info for path, info in sf.surface(schema).paths.items()}
+
+
+def tagged(tag: str, **properties: Any) -> dict[str, Any]:
+    """An object tagged by a one-value `type` enum, with `properties` (all required)."""
+    props = {"type": {"type": "string", "enum": [tag]}, **properties}
+    return {"type": "object", "properties": props, "required": list(props)}
+
+
+STRING = {"type": "string"}
+NULL = {"type": "null"}
+
+
+def body(**properties: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "$defs": {}}
+
+
+# ------------------------------------------------------------------ the walk
+
+
+def test_paths_name_properties_items_and_tagged_branches() -> None:
+    schema = body(input={"type": "array", "items": {"$ref": "#/$defs/Item"}})
+    schema["$defs"] = {
+        "Item": {"oneOf": [{"$ref": "#/$defs/Call"}, {"$ref": "#/$defs/Note"}]},
+        "Call": tagged("call", name=STRING),
+        "Note": {"type": "object", "properties": {"type": {"const": "note"}, "text": STRING}, "required": ["type"]},
+    }
+    found = paths(schema)
+    assert list(found) == [
+        "$",
+        "$.input",
+        "$.input[]",
+        "$.input[]<call>",
+        "$.input[]<call>.type",
+        "$.input[]<call>.name",
+        "$.input[]<note>",
+        "$.input[]<note>.type",
+        "$.input[]<note>.text",
+    ]
+    assert found["$.input"] == sf.PathInfo(frozenset({"array"}), required=False)
+    assert found["$.input[]<call>.type"].enum == {'"call"'}
+    assert found["$.input[]<note>.text"].required is False
+    assert found["$.input[]<note>.type"].required is True
+
+
+def test_a_several_value_tag_is_one_branch_per_value() -> None:
+    compare = {
+        "type": "object",
+        "properties": {"type": {"type": "string", "enum": ["eq", "ne"]}, "key": STRING},
+        "required": ["type", "key"],
+    }
+    found = paths(body(filter=compare))
+    assert [p for p in found if p.startswith("$.filter<")] == [
+        "$.filter<eq>",
+        "$.filter<eq>.type",
+        "$.filter<eq>.key",
+        "$.filter<ne>",
+        "$.filter<ne>.type",
+        "$.filter<ne>.key",
+    ]
+    assert found["$.filter<ne>.type"].enum == {'"ne"'}  # each branch admits its own value only
+
+
+def test_branches_that_share_a_tag_are_merged() -> None:
+    easy = {
+        "type": "object",
+        "properties": {"type": {"enum": ["message"]}, "role": {"enum": ["user", "assistant"]}, "content": STRING},
+        "required": ["role", "content"],
+    }
+    output = tagged("message", role={"enum": ["assistant"]}, content=STRING, id=STRING)
+    found = paths(body(item={"anyOf": [easy, output]}))
+    assert [p for p in found if p.startswith("$.item<")] == [
+        "$.item<message>",
+        "$.item<message>.type",
+        "$.item<message>.role",
+        "$.item<message>.content",
+        "$.item<message>.id",
+    ]
+    assert found["$.item<message>.role"].enum == {'"user"', '"assistant"'}  # enums united
+    assert found["$.item<message>.content"].required is True  # both require it
+    assert found["$.item<message>.type"].required is False  # one does not
+    assert found["$.item<message>.id"].required is False  # one has no such field
+
+
+def test_an_optional_nullable_tag_still_tags() -> None:
+    reference = {
+        "type": "object",
+        "properties": {"type": {"anyOf": [{"type": "string", "enum": ["item_reference"]}, NULL]}, "id": STRING},
+        "required": ["id"],
+    }
+    found = paths(body(item=reference))
+    assert found["$.item<item_reference>.type"] == sf.PathInfo(
+        frozenset({"string"}), frozenset({'"item_reference"'}), required=False, nullable=True
+    )
+
+
+def test_a_type_property_that_admits_any_string_is_a_field_not_a_tag() -> None:
+    found = paths(body(location={"type": "object", "properties": {"type": STRING, "city": STRING}}))
+    assert "$.location.type" in found
+    assert "$.location.city" in found
+
+
+def test_open_and_closed_enums() -> None:
+    closed = {"type": "string", "enum": ["low", "high"]}
+    open_ = {"anyOf": [STRING, {"type": "string", "enum": ["friendly", "pragmatic"]}]}
+    found = paths(body(detail=closed, personality=open_, name=STRING))
+    assert found["$.detail"] == sf.PathInfo(frozenset({"string"}), frozenset({'"low"', '"high"'}), required=False)
+    assert found["$.personality"].open_enum is True
+    assert found["$.personality"].enum == {'"friendly"', '"pragmatic"'}
+    assert found["$.name"].enum == frozenset()
+    assert found["$.name"].open_enum is False
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"anyOf": [STRING, NULL]},
+        {"type": ["string", "null"]},
+        {"type": "string", "nullable": True},
+        {"enum": ["a", None]},
+    ],
+)
+def test_nullable(schema: dict[str, Any]) -> None:
+    info = paths(body(value=schema))["$.value"]
+    assert info.nullable is True
+    assert info.types == {"string"}
+
+
+def test_references_resolve_and_recursion_stops_at_a_def_already_on_the_path() -> None:
+    schema = body(node={"$ref": "#/$defs/Node"}, again={"$ref": "#"})
+    schema["$defs"] = {
+        "Node": {"type": "object", "properties": {"name": STRING, "children": {"items": {"$ref": "#/$defs/Node"}}}},
+    }
+    assert list(paths(schema)) == [
+        "$",
+        "$.node",
+        "$.node.name",
+        "$.node.children",
+        "$.node.children[]",  # recorded, and not walked into: Node is on the path
+        "$.again",  # the root again
+    ]
+
+
+def test_a_recursive_union_walks_the_members_that_are_new_on_the_path() -> None:
+    # CompoundFilter's items: a comparison (new on the path) or a compound filter (already on it).
+    schema = body(filters={"$ref": "#/$defs/Filter"})
+    schema["$defs"] = {
+        "Filter": {"oneOf": [{"$ref": "#/$defs/Compare"}, {"$ref": "#/$defs/Compound"}]},
+        "Compare": tagged("eq", key=STRING),
+        "Compound": tagged("and", filters={"type": "array", "items": {"$ref": "#/$defs/Filter"}}),
+    }
+    found = paths(schema)
+    assert "$.filters<and>.filters[]<eq>.key" in found
+    assert "$.filters<and>.filters[]<and>" in found
+    assert "$.filters<and>.filters[]<and>.filters" not in found
+
+
+def test_presence_rules_are_not_alternatives_and_all_of_merges() -> None:
+    image = {
+        "type": "object",
+        "properties": {"image_url": STRING, "file_id": STRING},
+        "anyOf": [{"required": ["image_url"]}, {"required": ["file_id"]}],
+        "not": {"required": ["image_url", "file_id"]},
+    }
+    both = {"allOf": [{"properties": {"a": STRING}, "required": ["a"]}, {"properties": {"b": STRING}}]}
+    found = paths(body(image=image, both=both))
+    assert found["$.image"].types == {"object"}
+    assert {"$.image.image_url", "$.image.file_id"} <= set(found)
+    assert found["$.both.a"].required is True
+    assert found["$.both.b"].required is False
+
+
+def test_map_values() -> None:
+    found = paths(body(env={"type": "object", "additionalProperties": STRING}))
+    assert found["$.env{}"].types == {"string"}
+
+
+# ------------------------------------------------------------------ extraction
+
+
+def test_extract_closure_inlines_the_root_and_rewrites_references() -> None:
+    document = {
+        "openapi": "3.1.0",
+        "components": {
+            "schemas": {
+                "Body": {"properties": {"filter": {"$ref": "#/components/schemas/Compound"}}},
+                "Compound": {
+                    "$recursiveAnchor": True,
+                    "properties": {"filters": {"items": {"oneOf": [{"$recursiveRef": "#"}]}}},
+                },
+                "Unused": {"type": "string"},
+            }
+        },
+    }
+    extracted = sf.extract_closure(document, root="Body")
+    assert extracted == {
+        "properties": {"filter": {"$ref": "#/$defs/Compound"}},
+        "$defs": {"Compound": {"properties": {"filters": {"items": {"oneOf": [{"$ref": "#/$defs/Compound"}]}}}}},
+    }
+    assert sf.extract_closure(extracted) == extracted  # an extracted schema is returned as it is
+
+
+# ------------------------------------------------------------------ the report on small schemas
+
+
+def _tools(*tools: dict[str, Any]) -> dict[str, Any]:
+    """A body whose tools appear in two places, as in OpenAI's: `tools[]` and inside an input item."""
+    schema = body(
+        tools={"type": "array", "items": {"$ref": "#/$defs/Tool"}},
+        input={"type": "array", "items": tagged("tool_search_output", tools={"items": {"$ref": "#/$defs/Tool"}})},
+    )
+    schema["$defs"] = {"Tool": {"oneOf": list(tools)}}
+    return schema
+
+
+def test_a_field_added_under_several_parents_is_one_change_with_its_places() -> None:
+    old = _tools(tagged("function", name=STRING))
+    new = _tools(tagged("function", name=STRING, strict={"type": "boolean"}), tagged("shell"))
+    report = sf.diff(sf.surface(old), sf.surface(new))
+    places = ("$.input[]<tool_search_output>.tools[]", "$.tools[]")
+    assert report.changes == (
+        sf.Change("New tool kinds", "tools[]", "<shell>", (sf.Detail("{type}", places),)),
+        sf.Change("New fields", "function", "strict", (sf.Detail("boolean", places),)),
+    )
+    assert sf.format_report(report) == (
+        "Request surface: 15 -> 21 paths (+6 added, -0 removed, 0 changed).\n"
+        "\n"
+        "New tool kinds (1):\n"
+        "  tools[]<shell>: {type}\n"
+        "      at $.input[]<tool_search_output>.tools[], $.tools[]\n"
+        "\n"
+        "New fields (1):\n"
+        "  function.strict: boolean\n"
+        "      at $.input[]<tool_search_output>.tools[], $.tools[]\n"
+    )
+
+
+def test_changes_to_enum_required_nullable_and_type_and_removals() -> None:
+    old = body(effort={"enum": ["low", "high"]}, call_id=STRING, error=STRING, gone=STRING)
+    old["required"] = ["call_id"]
+    new = body(effort={"enum": ["low", "max"]}, call_id={"anyOf": [STRING, NULL]}, error={"type": "object"})
+    report = sf.diff(sf.surface(old), sf.surface(new))
+    assert [(c.section, c.label, [d.text for d in c.details]) for c in report.changes] == [
+        ("Enum values", "effort", ['+"max" -"high"']),
+        ("Required", "call_id", ["now optional"]),
+        ("Nullable", "call_id", ["now nullable"]),
+        ("Types", "error", ["string -> object"]),
+        ("Removed top-level parameters", "gone", ["string (optional)"]),
+    ]
+
+
+def test_a_field_that_differs_between_its_places_lists_each_shape() -> None:
+    part = tagged("input_text", breakpoint={"type": "object"})
+    nullable = tagged("input_text", breakpoint={"anyOf": [{"type": "object"}, NULL]})
+    new = body(content={"items": part}, output={"items": nullable})
+    old = body(content={"items": tagged("input_text")}, output={"items": tagged("input_text")})
+    (change,) = sf.diff(sf.surface(old), sf.surface(new)).changes
+    assert change.label == "input_text.breakpoint"
+    assert change.details == (
+        sf.Detail("object", ("$.content[]",)),
+        sf.Detail("object | null", ("$.output[]",)),
+    )
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def test_command_line_reads_a_yaml_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("yaml")
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text("components:\n  schemas:\n    TokenCountsBody:\n      properties:\n        model: {type: string}\n")
+    new.write_text(old.read_text() + "        personality: {$ref: '#/components/schemas/Personality'}\n")
+    new.write_text(new.read_text() + "    Personality: {type: string, enum: [friendly]}\n")
+    assert sf.main([str(old), str(new)]) == 0
+    assert '  personality: "friendly" (optional)\n' in capsys.readouterr().out
+    assert sf.main(["--closure", str(new)]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "properties": {"model": {"type": "string"}, "personality": {"$ref": "#/$defs/Personality"}},
+        "$defs": {"Personality": {"type": "string", "enum": ["friendly"]}},
+    }
