@@ -1,6 +1,8 @@
 """codegen/surface.py: the request surface of a schema, and the change report between two of them.
 
-The walk, the extraction and the report are tested on small schemas, one rule at a time.
+The walk is tested on small schemas, one rule at a time; the report on the request body of OpenAI's
+OpenAPI document of 2026-05-13 and of 2026-08-21 (tests/data/openapi/SOURCE.md), where it must name
+exactly the surface added between them, once per kind and field, and nothing removed.
 """
 
 from __future__ import annotations
@@ -11,6 +13,13 @@ from typing import Any
 
 import pytest
 from conftest import load_codegen
+
+ROOT = Path(__file__).resolve().parent.parent
+OPENAPI = ROOT / "tests" / "data" / "openapi"
+MAY = OPENAPI / "TokenCountsBody-2026-05-13-5162af9.json"
+AUG = OPENAPI / "TokenCountsBody-2026-08-21-f85dbe2.json"
+GOLDEN = OPENAPI / "surface-2026-05-13-to-2026-08-21.txt"
+
 
 sf = load_codegen("surface")
 
@@ -281,7 +290,143 @@ def test_a_field_that_differs_between_its_places_lists_each_shape() -> None:
     )
 
 
+# ------------------------------------------------------------------ OpenAI's documents, May -> August
+
+# Every change from 2026-05-13 to 2026-08-21, each checked against the two documents:
+# (section, kind or field, what), one entry per kind and field however many places it appears in.
+CALLER = "<direct>|<program> | null (optional)"
+ALLOWED = 'array["direct"|"programmatic"] | null (optional)'
+MAY_TO_AUG = {
+    ("New input item kinds", "input[]<additional_tools>", "{id?, type, role, tools}"),
+    ("New input item kinds", "input[]<compaction_trigger>", "{type}"),
+    ("New input item kinds", "input[]<program>", "{id, type, call_id, code, fingerprint}"),
+    ("New input item kinds", "input[]<program_output>", "{id, type, call_id, result, status}"),
+    ("New tool kinds", "tools[]<programmatic_tool_calling>", "{type}"),
+    ("New tool_choice kinds", "tool_choice<programmatic_tool_calling>", "{type}"),
+    # mcp_call.error: a string before, now one of three tagged objects
+    ("New kinds in other unions", "error<http_error>", "{type, code, message}"),
+    ("New kinds in other unions", "error<mcp_protocol_error>", "{type, code, message}"),
+    ("New kinds in other unions", "error<mcp_tool_execution_error>", "{type, content}"),
+    ("New top-level parameters", "personality", 'string|"friendly"|"pragmatic" (optional)'),
+    ("New fields", "reasoning.context", '"all_turns"|"auto"|"current_turn" | null (optional)'),
+    ("New fields", "reasoning.mode", 'string|"pro"|"standard" (optional)'),
+    ("New fields", "apply_patch.allowed_callers", ALLOWED),
+    ("New fields", "code_interpreter.allowed_callers", ALLOWED),
+    ("New fields", "custom.allowed_callers", ALLOWED),
+    ("New fields", "function.allowed_callers", ALLOWED),
+    ("New fields", "mcp.allowed_callers", ALLOWED),
+    ("New fields", "shell.allowed_callers", ALLOWED),
+    ("New fields", "apply_patch_call.caller", CALLER),
+    ("New fields", "apply_patch_call_output.caller", CALLER),
+    ("New fields", "custom_tool_call.caller", CALLER),
+    ("New fields", "custom_tool_call_output.caller", CALLER),
+    ("New fields", "function_call.caller", CALLER),
+    ("New fields", "function_call_output.caller", CALLER),
+    ("New fields", "shell_call.caller", CALLER),
+    ("New fields", "shell_call_output.caller", CALLER),
+    ("New fields", "function.output_schema", "object | null (optional)"),
+    ("New fields", "function_call_output.name", "string | null (optional)"),
+    ("New fields", "function_call_output.namespace", "string | null (optional)"),
+    # nullable in function_call_output's content parts only
+    ("New fields", "input_file.prompt_cache_breakpoint", "{mode} (optional) / {mode} | null (optional)"),
+    ("New fields", "input_image.prompt_cache_breakpoint", "{mode} (optional) / {mode} | null (optional)"),
+    ("New fields", "input_text.prompt_cache_breakpoint", "{mode} (optional) / {mode} | null (optional)"),
+    ("New fields", "mcp.tunnel_id", "string (optional)"),
+    ("New fields", "web_search.external_web_access", "boolean (optional)"),
+    ("New fields", "web_search_2025_08_26.external_web_access", "boolean (optional)"),  # the same tool, 2 tags
+    ("Enum values", "reasoning.effort", '+"max"'),
+    ("Enum values", "image_generation.model", '+"gpt-image-2" +"gpt-image-2-2026-04-21"'),
+    ("Enum values", "input_file.detail", '+"auto"'),
+    ("Required", "function_call_output.call_id", "now optional"),
+    ("Required", "search.query", "now optional"),  # web_search_call.action<search>.query
+    ("Nullable", "function_call_output.call_id", "now nullable"),
+    ("Types", "mcp_call.error", "string -> object"),
+}
+
+
+def test_the_vendored_closures_are_whole() -> None:
+    for path, count in ((MAY, 163), (AUG, 185)):
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        assert len(schema["$defs"]) + 1 == count
+        refs = set(sf._refs(schema))
+        assert refs == {f"#/$defs/{name}" for name in schema["$defs"]}
+        assert "$recursiveRef" not in path.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def may_to_aug() -> Any:
+    may = sf.surface(json.loads(MAY.read_text(encoding="utf-8")))
+    aug = sf.surface(json.loads(AUG.read_text(encoding="utf-8")))
+    return sf.diff(may, aug)
+
+
+def test_may_to_august_reports_exactly_the_added_surface(may_to_aug: Any) -> None:
+    found = {(c.section, c.label, " / ".join(d.text for d in c.details)) for c in may_to_aug.changes}
+    assert found == MAY_TO_AUG
+    assert len(may_to_aug.changes) == len(MAY_TO_AUG)  # one entry per kind and field
+    assert may_to_aug.removed_paths == 0
+    assert not [c for c in may_to_aug.changes if c.section.startswith("Removed")]
+
+
+def test_may_to_august_names_each_place_of_a_change(may_to_aug: Any) -> None:
+    places = {c.label: [d.places for d in c.details] for c in may_to_aug.changes}
+    tools = ("$.input[]<tool_search_output>.tools[]", "$.tools[]")
+    namespaced = (
+        tools[0],
+        "$.input[]<tool_search_output>.tools[]<namespace>.tools[]",
+        tools[1],
+        "$.tools[]<namespace>.tools[]",
+    )
+    assert places["tools[]<programmatic_tool_calling>"] == [tools]
+    assert places["function.output_schema"] == [namespaced]
+    assert places["mcp.tunnel_id"] == [tools]
+    assert places["input_text.prompt_cache_breakpoint"] == [
+        ("$.input[]<custom_tool_call_output>.output[]", "$.input[]<message>.content[]"),
+        ("$.input[]<function_call_output>.output[]",),
+    ]
+    assert places["reasoning.effort"] == [("$",)]
+
+
+def test_may_to_august_report_text(may_to_aug: Any) -> None:
+    # After a deliberate change of the report, regenerate it (in tests/data/openapi/):
+    # python ../../../codegen/surface.py TokenCountsBody-2026-05-13-5162af9.json \
+    #   TokenCountsBody-2026-08-21-f85dbe2.json > surface-2026-05-13-to-2026-08-21.txt
+    assert sf.format_report(may_to_aug) == GOLDEN.read_text(encoding="utf-8")
+
+
+def test_august_to_may_reports_the_same_surface_removed(may_to_aug: Any) -> None:
+    may = sf.surface(json.loads(MAY.read_text(encoding="utf-8")))
+    aug = sf.surface(json.loads(AUG.read_text(encoding="utf-8")))
+    back = sf.diff(aug, may)
+    assert back.removed_paths == may_to_aug.added_paths
+    assert back.added_paths == 0
+    assert not [c for c in back.changes if c.section.startswith("New")]
+    removed = {c.label for c in back.changes if c.section.startswith("Removed")}
+    assert removed == {c.label for c in may_to_aug.changes if c.section.startswith("New")}
+
+
+@pytest.mark.parametrize("path", [MAY, AUG])
+def test_a_document_against_itself_reports_nothing(path: Path) -> None:
+    one = sf.surface(json.loads(path.read_text(encoding="utf-8")))
+    report = sf.diff(one, sf.surface(json.loads(path.read_text(encoding="utf-8"))))
+    assert report.changes == ()
+    assert sf.format_report(report).endswith("(+0 added, -0 removed, 0 changed).\nNo change.\n")
+
+
 # ------------------------------------------------------------------ the command line
+
+
+def test_command_line_prints_the_report(capsys: pytest.CaptureFixture[str]) -> None:
+    assert sf.main([str(MAY), str(AUG)]) == 0
+    assert capsys.readouterr().out == GOLDEN.read_text(encoding="utf-8")
+    assert sf.main([str(MAY), str(AUG), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["paths"]["removed_paths"] == 0
+    assert data["sections"]["Enum values"][0] == {
+        "owner": "$",
+        "field": "reasoning.effort",
+        "details": [{"text": '+"max"', "places": ["$"]}],
+    }
 
 
 def test_command_line_reads_a_yaml_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
