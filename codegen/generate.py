@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: `python codegen/generate.py`
     sys.path.insert(0, str(ROOT))
 
-from codegen import ingest, naming, rules  # noqa: E402
+from codegen import ingest, naming, rules, surface  # noqa: E402
 from codegen.schemas import is_null, union_members, wire_paths  # noqa: E402
 
 SCHEMA_PATH = ROOT / "schema" / "request.schema.json"
@@ -624,23 +624,15 @@ def vendor(source: str, *, commit: str | None, date: str | None) -> Path:
 
 
 def change_report(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
-    """The change of the request surface between two normalized schemas.
+    """The change of the request surface (codegen/surface.py) between two ingested documents.
 
-    HOOK: codegen/surface.py (written on another branch) provides `report(old_schema, new_schema)`;
-    until it is merged, a short fallback lists the defs added and removed.
+    Read on the documents' closures, not on the normalized schemas: normalizing turns open enums into
+    strings and splits, merges and renames defs, which would hide or blur what a reviewer must see.
     """
-    try:
-        surface: Any = importlib.import_module("codegen.surface")
-    except ModuleNotFoundError:
-        surface = None
-    if surface is not None and old is not None:
-        return str(surface.report(old, new))
     if old is None:
-        return "no previous schema: nothing to compare"
-    before, after = set(old.get("$defs", {})), set(new.get("$defs", {}))
-    lines = ["codegen/surface.py is not there yet: defs only."]
-    lines += [f"+ {n}" for n in sorted(after - before)] + [f"- {n}" for n in sorted(before - after)]
-    return "\n".join(lines)
+        return "no previous document: nothing to compare\n"
+    before, after = surface.surface(surface.extract_closure(old)), surface.surface(surface.extract_closure(new))
+    return surface.format_report(surface.diff(before, after))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -654,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.spec and args.check:
         parser.error("--spec and --check do not go together")
-    old_schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8")) if SCHEMA_PATH.exists() else None
+    old_document = ingest.parse(ingest.read_bytes(str(vendored_source()))) if PROVENANCE_PATH.exists() else None
     if args.spec:
         vendored = vendor(args.spec, commit=args.commit, date=args.date)
         print(f"vendored {vendored.relative_to(ROOT)}")
@@ -689,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         (ROOT / name).write_text(text, encoding="utf-8")
     print(f"wrote schema/ and generated/ ({len(files)} files{', changed: ' + ', '.join(stale) if stale else ''}).")
     if args.spec:
-        print(change_report(old_schema, json.loads(files["schema/request.schema.json"])))
+        print(change_report(old_document, ingest.parse(ingest.read_bytes(str(vendored_source())))), end="")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import pathlib
@@ -14,11 +15,27 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, BinaryIO
 
 import pytest
 
 DATA = pathlib.Path(__file__).parent / "data"
+CODEGEN = pathlib.Path(__file__).parent.parent / "codegen"
+
+
+def load_codegen(name: str) -> ModuleType:
+    """codegen/NAME.py is a script, not an installed package: load it from its path (once)."""
+    module_name = f"codegen_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, CODEGEN / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

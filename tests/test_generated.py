@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import msgspec
 import pytest
+from conftest import load_codegen
 
 import generated
 
@@ -17,18 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "generated"
 
 
-def _load_codegen() -> ModuleType:
-    """codegen/generate.py is a script, not an installed package: load it from its path."""
-    spec = importlib.util.spec_from_file_location("codegen_generate", ROOT / "codegen" / "generate.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-codegen = _load_codegen()
+codegen = load_codegen("generate")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,9 @@ accepted under August's.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import shutil
 import sys
@@ -24,7 +26,7 @@ import counter
 from counter import _decode
 
 ROOT = Path(__file__).resolve().parent.parent
-MAY = ROOT / "tests" / "data" / "TokenCountsBody-2026-05-13-5162af9.json"
+MAY = ROOT / "tests" / "data" / "openapi" / "TokenCountsBody-2026-05-13-5162af9.json"
 PERSONALITY = {"model": "gpt-4o", "input": "hi", "personality": "friendly"}
 
 
@@ -66,7 +68,10 @@ def upgraded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 source = tree / "aug.json"
                 shutil.copy(ROOT / "schema" / "openapi" / "TokenCountsBody-2026-08-21-f85dbe2.json", source)
                 commit, date = "f85dbe223d40e1a31cba812ab2d755c7e98a92a3", "2026-08-21"
-            assert codegen.main(["--spec", str(source), "--commit", commit, "--date", date]) == 0
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                assert codegen.main(["--spec", str(source), "--commit", commit, "--date", date]) == 0
+            out[f"{label}_report"] = printed.getvalue()
             out[label] = _load(f"generated_{label}_models", tree / "generated" / "models.py")
             out[f"{label}_provenance"] = json.loads((tree / "schema" / "openapi" / "PROVENANCE.json").read_text())
         out["tree"] = tree
@@ -107,12 +112,12 @@ def test_upgrade_back_to_august_gives_the_committed_files(upgraded: dict[str, An
     assert provenance["file"] == committed["file"]
 
 
-def test_change_report_hook() -> None:
-    new = json.loads((ROOT / "schema" / "request.schema.json").read_text())
-    old = {**new, "$defs": {k: v for k, v in new["$defs"].items() if k != "ProgramItemParam"}}
-    report = codegen.change_report(old, new)
-    assert report  # codegen/surface.py's report once it is merged; until then the defs added
-    assert codegen.change_report(None, new)
+def test_the_upgrade_prints_the_change_of_the_request_surface(upgraded: dict[str, Any]) -> None:
+    """Moving from May's document to August's prints exactly the surface added between them."""
+    golden = ROOT / "tests" / "data" / "openapi" / "surface-2026-05-13-to-2026-08-21.txt"
+    assert upgraded["aug_report"].endswith(golden.read_text(encoding="utf-8"))
+    assert "No change." not in upgraded["aug_report"]
+    assert codegen.change_report(None, {}) == "no previous document: nothing to compare\n"
 
 
 ACCEPTED = {
