@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -99,6 +100,22 @@ class Conn:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
+    def offer(self, data: bytes, *, shut: bool = False) -> None:
+        """Send `data` (then half-close the connection if `shut`) as far as the server takes it: it may
+        answer and close before it has read all of it, which `reply` then tells (a response or None)."""
+        try:
+            self.send(data)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the server answered (and closed) before it read all of it
+        if shut:
+            try:
+                self.sock.shutdown(socket.SHUT_WR)
+            except OSError as exc:
+                # The server closed with our bytes unread, so its kernel answered with a reset, which
+                # came before the half-close: Linux then says ENOTCONN (the socket is in TCP_CLOSE).
+                if exc.errno != errno.ENOTCONN:
+                    raise
+
     def _fill(self) -> bool:
         try:
             chunk = self.sock.recv(65536)
@@ -140,12 +157,7 @@ class Conn:
 def exchange(port: int, data: bytes, *, shut: bool = False) -> Reply | None:
     """Send `data` on a new connection (then half-close it if `shut`) and read one response."""
     with Conn(port) as conn:
-        try:
-            conn.send(data)
-            if shut:
-                conn.sock.shutdown(socket.SHUT_WR)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server answered (and closed) before it read all of it
+        conn.offer(data, shut=shut)
         return conn.reply()
 
 
