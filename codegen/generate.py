@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:  # run as a script: `python codegen/generate.py`
     sys.path.insert(0, str(ROOT))
 
 from codegen import ingest, naming, rules, surface  # noqa: E402
-from codegen.schemas import is_null, union_members, wire_paths  # noqa: E402
+from codegen.schemas import is_null, ref, ref_name, subschemas, tag_values, union_members, wire_paths  # noqa: E402
 
 SCHEMA_PATH = ROOT / "schema" / "request.schema.json"
 OVERLAY_PATH = ROOT / "schema" / "overlay.json"
@@ -117,9 +117,10 @@ def _require_tags(schema: dict[str, Any]) -> None:
     counter/_decode.py supplies them before decoding); the generator must see a plain required
     const, or it silently tags the class with its schema name.
     """
-    for node in schema["$defs"].values():
-        if not isinstance(node, dict) or "properties" not in node:
-            continue
+    variants = _tagged_union_members(schema)
+    for name, node in schema["$defs"].items():
+        if name not in variants or not isinstance(node, dict) or "properties" not in node:
+            continue  # a class used only as a field's type is no variant: its `type` stays as sent
         tag = node["properties"].get("type")
         members = union_members(tag) if isinstance(tag, dict) else None
         if members is not None:
@@ -129,6 +130,17 @@ def _require_tags(schema: dict[str, Any]) -> None:
                 tag = live[0]
         if isinstance(tag, dict) and "const" in tag and "type" not in node.get("required", []):
             node["required"] = ["type", *node.get("required", [])]
+
+
+def _tagged_union_members(schema: dict[str, Any]) -> set[str]:
+    """The defs that are members of a union beside another tagged member: the variants msgspec tags."""
+    found: set[str] = set()
+    for node in subschemas(schema):
+        names = [ref_name(m) for m in union_members(node) or []]
+        tagged = [n for n in names if n is not None and tag_values(schema, ref(n))]
+        if len(tagged) >= 2:
+            found.update(tagged)
+    return found
 
 
 def prepare(schema: dict[str, Any]) -> dict[str, Any]:
@@ -336,9 +348,15 @@ def _aliases(schema: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _init_module(models: str, schema: dict[str, Any]) -> str:
+def _init_module(models: str, schema: dict[str, Any], public: set[str]) -> str:
+    """`generated/__init__.py`: the schema's named defs (`public`) and the data tables.
+
+    Only names the schema gives are exported: the types the generator names by itself for inline
+    fields (`CallId1`, `Output1`: numbered in the order it meets them) stay in `generated.models`,
+    so that the public names never depend on the document's order.
+    """
     aliases = _aliases(schema)
-    names = sorted((set(_CLASS_RE.findall(models)) | set(_ALIAS_RE.findall(models))) - {"Struct"})
+    names = sorted((set(_CLASS_RE.findall(models)) | set(_ALIAS_RE.findall(models))) & public)
     body = "\n".join(f"    {n}," for n in names)
     exported = "\n".join(f'    "{n}",' for n in sorted([*names, *aliases]))
     data = ("FORBID_TOGETHER", "REQUEST_SCHEMA", "REQUIRE_ANY_OF", "ROLE_CONTENT_TAGS", *UNION_DATA)
@@ -585,10 +603,11 @@ def render(source: Path | None = None) -> dict[str, str]:
     """Every file codegen writes, by path relative to the repository, as codegen would write it."""
     document = ingest.parse(ingest.read_bytes(str(source or vendored_source())))
     schema = normalize(document)
-    models = _run_generator(prepare(schema))
+    prepared = prepare(schema)
+    models = _run_generator(prepared)
     return {
         "schema/request.schema.json": json.dumps(schema, indent=1, ensure_ascii=False) + "\n",
-        "generated/__init__.py": _init_module(models, schema),
+        "generated/__init__.py": _init_module(models, schema, {ROOT_CLASS, *prepared["$defs"]}),
         "generated/models.py": models,
         "generated/_schema.py": _schema_module(schema),
         "generated/_rules.py": _rules_module(role_rules(schema), schema),

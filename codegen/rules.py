@@ -382,6 +382,52 @@ def drop_undeclared_required(schema: Schema) -> Schema:
     return transform(schema, fix)  # type: ignore[no-any-return]
 
 
+def null_on_fields_not_defs(schema: Schema) -> Schema:
+    """A def that is `X or null` becomes X, and every field, item or union that references it `X or null`.
+
+    Why: the generator makes such a def a type alias of a union with None and names X's class by itself,
+    numbered in the order it meets it (`WebSearchUserLocation = WebSearchUserLocation1 | None`): the public
+    name would stop naming the class users construct, and the class would get an order-dependent name.
+    Null belongs to the place that accepts it, as in `user_location: WebSearchUserLocation | None`.
+    Evidence: Aug: WebSearchUserLocation (web_search.user_location), a class before ingestion.
+    """
+    defs = _defs(schema)
+    nullable: dict[str, Any] = {}
+    for name, node in defs.items():
+        members = union_members(node)
+        live = [m for m in members if not is_null(m)] if members is not None else []
+        if members is not None and len(live) == 1 and len(live) < len(members):
+            nullable[name] = live[0]
+    if not nullable:
+        return schema
+    for name, live in nullable.items():
+        description = defs[name].get("description")
+        defs[name] = {**({"description": description} if description else {}), **live}
+
+    def or_null(node: Any) -> Any:
+        if ref_name(node) not in nullable:
+            return node
+        described = {"description": node["description"]} if "description" in node else {}
+        return {**described, "anyOf": [ref(str(ref_name(node))), {"type": "null"}]}
+
+    def fix(node: Schema) -> Schema:
+        members = union_members(node)
+        key = union_key(node)
+        if members is not None and key is not None:
+            if any(ref_name(m) in nullable for m in members) and not any(is_null(m) for m in members):
+                node[key] = [*members, {"type": "null"}]
+            return node
+        properties = node.get("properties")
+        if isinstance(properties, dict):
+            for field, prop in list(properties.items()):
+                properties[field] = or_null(prop)
+        if "items" in node:
+            node["items"] = or_null(node["items"])
+        return node
+
+    return transform(schema, fix)  # type: ignore[no-any-return]
+
+
 def required_nullable_optional(schema: Schema) -> Schema:
     """A field that is required but nullable becomes optional (`required` loses it).
 
@@ -570,6 +616,7 @@ RULES: list[Rule] = [
     prune_unreferenced,
     freeform_objects,
     drop_undeclared_required,
+    null_on_fields_not_defs,
     required_nullable_optional,
     # optional_by_evidence (the overlay's `optional` table) runs here
     nullable_optional_fields,

@@ -191,7 +191,7 @@ _HOSTED_COMMON: Final[dict[type, int]] = {
     g.ComputerUsePreviewTool: 0,  # no recorded count
     g.LocalShellTool: 0,  # no recorded count
     g.ShellTool: 0,  # no recorded count
-    g.ProgrammaticToolCallingParam: 0,  # no recorded count (new in the 2026-08-21 document)
+    g.ProgrammaticToolCallingTool: 0,  # no recorded count (new in the 2026-08-21 document)
 }
 _WEB_SEARCH: Final = (
     g.WebSearchTool,
@@ -403,11 +403,11 @@ _PART_HANDLERS: Final[dict[type, Callable[[_Ctx, Any, str, _Where], _PartOut]]] 
     g.InputImage: _part_image,
     g.InputFile: _part_file,
     # function_call_output's parts: the document gives them classes of their own, same fields.
-    g.InputTextContentParam: _part_input_text,
-    g.InputImageContentParamAutoParam: _part_image,
-    g.InputFileContentParam: _part_file,
+    g.FunctionCallOutputInputText: _part_input_text,
+    g.FunctionCallOutputInputImage: _part_image,
+    g.FunctionCallOutputInputFile: _part_file,
 }
-_IMAGE_PARTS: Final = (g.InputImage, g.InputImageContentParamAutoParam)
+_IMAGE_PARTS: Final = (g.InputImage, g.FunctionCallOutputInputImage)
 
 
 def _content(ctx: _Ctx, content: str | Sequence[Any], i: int, field: str, where: _Where) -> list[Piece]:
@@ -747,7 +747,7 @@ _CHOICE_HANDLERS: Final[dict[type, Callable[[_Ctx, Any], list[Piece]]]] = {
     g.ToolChoiceMcp: _choice_hosted,
     g.ToolChoiceApplyPatch: _choice_hosted,
     g.ToolChoiceShell: _choice_hosted,
-    g.SpecificProgrammaticToolCallingParam: _choice_hosted,
+    g.ToolChoiceProgrammaticToolCalling: _choice_hosted,
 }
 
 
@@ -1042,9 +1042,9 @@ def _item_unknown_kind(ctx: _Ctx, i: int, item: msgspec.Struct) -> list[Piece]:
 
 
 _ITEM_HANDLERS: Final[dict[type, Callable[[_Ctx, int, Any], list[Piece]]]] = {
-    g.CompactionTriggerItemParam: _item_unknown_kind,
-    g.ProgramItemParam: _item_unknown_kind,
-    g.ProgramOutputItemParam: _item_unknown_kind,
+    g.CompactionTrigger: _item_unknown_kind,
+    g.Program: _item_unknown_kind,
+    g.ProgramOutput: _item_unknown_kind,
     g.Message: _item_message,
     g.FunctionCall: _item_function_call,
     g.FunctionCallOutput: _item_function_call_output,
@@ -1115,7 +1115,7 @@ def _check_exhaustive(table: Mapping[type, object], aliases: Iterable[object], w
 _check_exhaustive(_ITEM_HANDLERS, [g.InputItem], "input item")
 _check_exhaustive(
     _PART_HANDLERS,
-    [g.MessageContentPart, g.FunctionCallOutputContentPart, g.FunctionCallOutputItemParamOutputItem],
+    [g.MessageContentPart, g.FunctionCallOutputContentPart, g.CustomToolCallOutputContentPart],
     "content part",
 )
 _check_exhaustive(_TOOL_HANDLERS, [g.Tool], "tool")

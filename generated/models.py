@@ -102,7 +102,7 @@ class Compaction(Struct, tag_field="type", tag="compaction"):
     id: str | None | UnsetType = UNSET
 
 
-class CompactionTriggerItemParam(Struct, tag_field="type", tag="compaction_trigger"):
+class CompactionTrigger(Struct, tag_field="type", tag="compaction_trigger"):
     """
     Compacts the current context. Must be the final input item.
     """
@@ -735,7 +735,7 @@ class NamespaceFunctionTool(Struct, tag_field="type", tag="function"):
     allowed_callers: AllowedCallers | None | UnsetType = UNSET
 
 
-class ProgramItemParam(Struct, tag_field="type", tag="program"):
+class Program(Struct, tag_field="type", tag="program"):
     id: Annotated[str, Meta(description="The unique ID of this program item.")]
     call_id: Annotated[
         str,
@@ -781,7 +781,7 @@ class ProgramToolCallCallerParam(Struct, tag_field="type", tag="program"):
     ]
 
 
-class ProgrammaticToolCallingParam(
+class ProgrammaticToolCallingTool(
     Struct, tag_field="type", tag="programmatic_tool_calling"
 ):
     pass
@@ -930,12 +930,6 @@ class SkillReference(Struct, tag_field="type", tag="skill_reference"):
     ) = UNSET
 
 
-class SpecificProgrammaticToolCallingParam(
-    Struct, tag_field="type", tag="programmatic_tool_calling"
-):
-    pass
-
-
 class SummaryText(Struct):
     """
     A summary text from the model.
@@ -1005,6 +999,12 @@ class ToolChoiceMcp(Struct, tag_field="type", tag="mcp"):
         str, Meta(description="The label of the MCP server to use.\n")
     ]
     name: str | None | UnsetType = UNSET
+
+
+class ToolChoiceProgrammaticToolCalling(
+    Struct, tag_field="type", tag="programmatic_tool_calling"
+):
+    pass
 
 
 class ToolChoiceShell(Struct, tag_field="type", tag="shell"):
@@ -1169,6 +1169,15 @@ class WebSearchFilters(Struct):
     allowed_domains: list[str] | None | UnsetType = UNSET
 
 
+class WebSearchFilters20250826(Struct):
+    """
+    Filters for the search.
+
+    """
+
+    allowed_domains: list[str] | None | UnsetType = UNSET
+
+
 class WebSearchPreviewUserLocation(Struct):
     type: Annotated[
         Literal["approximate"],
@@ -1192,16 +1201,7 @@ class WebSearchSource(Struct):
     url: Annotated[str, Meta(description="The URL of the source.\n")]
 
 
-class Filters(Struct):
-    """
-    Filters for the search.
-
-    """
-
-    allowed_domains: list[str] | None | UnsetType = UNSET
-
-
-class WebSearchUserLocation1(Struct):
+class WebSearchUserLocation(Struct):
     """
     The approximate location of the user.
 
@@ -1353,7 +1353,7 @@ class CustomToolGrammarFormat(Struct, tag_field="type", tag="grammar"):
     """
 
     syntax: Annotated[
-        GrammarSyntax1,
+        GrammarSyntax,
         Meta(
             description="The syntax of the grammar definition. One of `lark` or `regex`."
         ),
@@ -1458,6 +1458,50 @@ class FunctionCall(Struct, tag_field="type", tag="function_call"):
         | None
         | UnsetType
     ) = UNSET
+
+
+class FunctionCallOutputInputFile(Struct, tag_field="type", tag="input_file"):
+    """
+    A file input to the model.
+    """
+
+    file_id: str | None | UnsetType = UNSET
+    filename: str | None | UnsetType = UNSET
+    file_data: FileData | None | UnsetType = UNSET
+    file_url: str | None | UnsetType = UNSET
+    detail: (
+        Annotated[
+            FileDetailEnum,
+            Meta(
+                description="The detail level of the file to be sent to the model. Use `auto` to let the system select the detail level; for GPT-5.6 and later models, `auto` uses high-quality rendering, which may increase input token usage. Use `low` for lower-cost rendering, or `high` to render the file at higher quality. Defaults to `auto`."
+            ),
+        ]
+        | None
+        | UnsetType
+    ) = UNSET
+    prompt_cache_breakpoint: PromptCacheBreakpointParam | None | UnsetType = UNSET
+
+
+class FunctionCallOutputInputImage(Struct, tag_field="type", tag="input_image"):
+    """
+    An image input to the model. Learn about [image inputs](/docs/guides/vision)
+    """
+
+    image_url: ImageUrl | None | UnsetType = UNSET
+    file_id: str | None | UnsetType = UNSET
+    detail: DetailEnum | None | UnsetType = UNSET
+    prompt_cache_breakpoint: PromptCacheBreakpointParam | None | UnsetType = UNSET
+
+
+class FunctionCallOutputInputText(Struct, tag_field="type", tag="input_text"):
+    """
+    A text input to the model.
+    """
+
+    text: Annotated[
+        str, Meta(description="The text input to the model.", max_length=10485760)
+    ]
+    prompt_cache_breakpoint: PromptCacheBreakpointParam | None | UnsetType = UNSET
 
 
 class ImageGenerationTool(Struct, tag_field="type", tag="image_generation"):
@@ -1611,28 +1655,6 @@ class InputFile(Struct, tag_field="type", tag="input_file"):
     ) = UNSET
 
 
-class InputFileContentParam(Struct, tag_field="type", tag="input_file"):
-    """
-    A file input to the model.
-    """
-
-    file_id: str | None | UnsetType = UNSET
-    filename: str | None | UnsetType = UNSET
-    file_data: FileData | None | UnsetType = UNSET
-    file_url: str | None | UnsetType = UNSET
-    detail: (
-        Annotated[
-            FileDetailEnum,
-            Meta(
-                description="The detail level of the file to be sent to the model. Use `auto` to let the system select the detail level; for GPT-5.6 and later models, `auto` uses high-quality rendering, which may increase input token usage. Use `low` for lower-cost rendering, or `high` to render the file at higher quality. Defaults to `auto`."
-            ),
-        ]
-        | None
-        | UnsetType
-    ) = UNSET
-    prompt_cache_breakpoint: PromptCacheBreakpointParam | None | UnsetType = UNSET
-
-
 class InputImage(Struct, tag_field="type", tag="input_image"):
     """
     An image input to the model. Learn about [image inputs](/docs/guides/vision).
@@ -1653,17 +1675,6 @@ class InputImage(Struct, tag_field="type", tag="input_image"):
     prompt_cache_breakpoint: PromptCacheBreakpoint | None | UnsetType = UNSET
 
 
-class InputImageContentParamAutoParam(Struct, tag_field="type", tag="input_image"):
-    """
-    An image input to the model. Learn about [image inputs](/docs/guides/vision)
-    """
-
-    image_url: ImageUrl | None | UnsetType = UNSET
-    file_id: str | None | UnsetType = UNSET
-    detail: DetailEnum | None | UnsetType = UNSET
-    prompt_cache_breakpoint: PromptCacheBreakpointParam | None | UnsetType = UNSET
-
-
 class InputText(Struct, tag_field="type", tag="input_text"):
     """
     A text input to the model.
@@ -1671,17 +1682,6 @@ class InputText(Struct, tag_field="type", tag="input_text"):
 
     text: Annotated[str, Meta(description="The text input to the model.")]
     prompt_cache_breakpoint: PromptCacheBreakpoint | None | UnsetType = UNSET
-
-
-class InputTextContentParam(Struct, tag_field="type", tag="input_text"):
-    """
-    A text input to the model.
-    """
-
-    text: Annotated[
-        str, Meta(description="The text input to the model.", max_length=10485760)
-    ]
-    prompt_cache_breakpoint: PromptCacheBreakpointParam | None | UnsetType = UNSET
 
 
 class LocalEnvironment(Struct, tag_field="type", tag="local"):
@@ -1800,7 +1800,7 @@ class OutputText(Struct, tag_field="type", tag="output_text"):
     logprobs: list[Logprob] | None | UnsetType = UNSET
 
 
-class ProgramOutputItemParam(Struct, tag_field="type", tag="program_output"):
+class ProgramOutput(Struct, tag_field="type", tag="program_output"):
     id: Annotated[str, Meta(description="The unique ID of this program output item.")]
     call_id: Annotated[
         str,
@@ -1815,7 +1815,7 @@ class ProgramOutputItemParam(Struct, tag_field="type", tag="program_output"):
         ),
     ]
     status: Annotated[
-        ProgramOutputItemStatus,
+        ProgramOutputStatus,
         Meta(description="The terminal status of the program output."),
     ]
 
@@ -2051,7 +2051,7 @@ class WebSearchToolWebSearch20250826(
         | None
         | UnsetType
     ) = UNSET
-    filters: Filters | None | UnsetType = UNSET
+    filters: WebSearchFilters20250826 | None | UnsetType = UNSET
     user_location: WebSearchUserLocation | None | UnsetType = UNSET
     search_context_size: (
         Annotated[
@@ -2471,7 +2471,7 @@ class CustomToolCallOutput(Struct, tag_field="type", tag="custom_tool_call_outpu
         ),
     ]
     output: Annotated[
-        str | list[FunctionCallOutputContentPart],
+        str | list[CustomToolCallOutputContentPart],
         Meta(
             description="The output from the custom tool call generated by your code.\nCan be a string or an list of output content.\n"
         ),
@@ -2495,7 +2495,7 @@ class FunctionCallOutput(Struct, tag_field="type", tag="function_call_output"):
     """
 
     output: Annotated[
-        Output1 | list[FunctionCallOutputItemParamOutputItem],
+        Output1 | list[FunctionCallOutputContentPart],
         Meta(description="Text, image, or file output of the function tool call."),
     ]
     id: str | None | UnsetType = UNSET
@@ -2763,12 +2763,28 @@ Namespace: TypeAlias = Annotated[
     ),
 ]
 
+FileData: TypeAlias = Annotated[
+    str,
+    Meta(
+        description="The base64-encoded data of the file to be sent to the model.",
+        max_length=73400320,
+    ),
+]
+
+ImageUrl: TypeAlias = Annotated[
+    str,
+    Meta(
+        description="The URL of the image to be sent to the model. A fully qualified URL or base64 encoded image in a data URL.",
+        max_length=20971520,
+    ),
+]
+
 FunctionShellCallItemStatus: TypeAlias = Annotated[
     Literal["in_progress", "completed", "incomplete"],
     Meta(description="Status values reported for shell tool calls."),
 ]
 
-GrammarSyntax1: TypeAlias = Literal["lark", "regex"]
+GrammarSyntax: TypeAlias = Literal["lark", "regex"]
 
 ImageDetail: TypeAlias = Literal["low", "high", "auto", "original"]
 
@@ -2807,22 +2823,6 @@ InputFidelity: TypeAlias = Annotated[
     ),
 ]
 
-FileData: TypeAlias = Annotated[
-    str,
-    Meta(
-        description="The base64-encoded data of the file to be sent to the model.",
-        max_length=73400320,
-    ),
-]
-
-ImageUrl: TypeAlias = Annotated[
-    str,
-    Meta(
-        description="The URL of the image to be sent to the model. A fully qualified URL or base64 encoded image in a data URL.",
-        max_length=20971520,
-    ),
-]
-
 MCPToolCallStatus: TypeAlias = Literal[
     "in_progress", "completed", "incomplete", "calling", "failed"
 ]
@@ -2851,13 +2851,16 @@ MessagePhase: TypeAlias = Annotated[
 
 PersonalityEnum: TypeAlias = str
 
-ProgramOutputItemStatus: TypeAlias = Literal["completed", "incomplete"]
+ProgramOutputStatus: TypeAlias = Literal["completed", "incomplete"]
 
 RankerVersionType: TypeAlias = Literal["auto", "default-2024-11-15"]
 
-ReasoningEffort: TypeAlias = (
-    Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None
-)
+ReasoningEffort: TypeAlias = Annotated[
+    Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"],
+    Meta(
+        description="Constrains effort on reasoning for reasoning models. Currently supported\nvalues are `none`, `minimal`, `low`, `medium`, `high`, `xhigh`, and `max`.\nReducing reasoning effort can result in faster responses and fewer tokens\nused on reasoning in a response. Not all reasoning models support every\nvalue. See the\n[reasoning guide](https://platform.openai.com/docs/guides/reasoning)\nfor model-specific support.\n"
+    ),
+]
 
 ReasoningModeEnum: TypeAlias = str
 
@@ -2906,11 +2909,20 @@ TruncationEnum: TypeAlias = Literal["auto", "disabled"]
 
 VectorStoreFileAttributes1: TypeAlias = Annotated[str, Meta(max_length=512)]
 
-VectorStoreFileAttributes: TypeAlias = (
-    dict[str, VectorStoreFileAttributes1 | float | bool] | None
-)
+VectorStoreFileAttributes: TypeAlias = Annotated[
+    dict[str, VectorStoreFileAttributes1 | float | bool],
+    Meta(
+        description="Set of 16 key-value pairs that can be attached to an object. This can be\nuseful for storing additional information about the object in a structured\nformat, and querying for objects via API or the dashboard. Keys are strings\nwith a maximum length of 64 characters. Values are strings with a maximum\nlength of 512 characters, booleans, or numbers.\n",
+        max_length=16,
+    ),
+]
 
-Verbosity: TypeAlias = Literal["low", "medium", "high"] | None
+Verbosity: TypeAlias = Annotated[
+    Literal["low", "medium", "high"],
+    Meta(
+        description="Constrains the verbosity of the model's response. Lower values will result in\nmore concise responses, while higher values will result in more verbose responses.\nCurrently supported values are `low`, `medium`, and `high`. The default is\n`medium`.\n"
+    ),
+]
 
 Country: TypeAlias = Annotated[
     str,
@@ -2920,8 +2932,6 @@ Country: TypeAlias = Annotated[
         min_length=2,
     ),
 ]
-
-WebSearchUserLocation: TypeAlias = WebSearchUserLocation1 | None
 
 ToolChoiceObject: TypeAlias = (
     ToolChoiceAllowed
@@ -2936,7 +2946,7 @@ ToolChoiceObject: TypeAlias = (
     | ToolChoiceFunction
     | ToolChoiceMcp
     | ToolChoiceCustom
-    | SpecificProgrammaticToolCallingParam
+    | ToolChoiceProgrammaticToolCalling
     | ToolChoiceApplyPatch
     | ToolChoiceShell
 )
@@ -3026,10 +3036,12 @@ ContainerNetworkPolicy: TypeAlias = (
 
 ContainerSkill: TypeAlias = SkillReference | InlineSkill
 
-FunctionCallOutputContentPart: TypeAlias = InputText | InputImage | InputFile
+CustomToolCallOutputContentPart: TypeAlias = InputText | InputImage | InputFile
 
-FunctionCallOutputItemParamOutputItem: TypeAlias = (
-    InputTextContentParam | InputImageContentParamAutoParam | InputFileContentParam
+FunctionCallOutputContentPart: TypeAlias = (
+    FunctionCallOutputInputText
+    | FunctionCallOutputInputImage
+    | FunctionCallOutputInputFile
 )
 
 InputContentPart: TypeAlias = InputText | InputImage | InputFile
@@ -3106,10 +3118,10 @@ InputItem: TypeAlias = Union[
     McpCall,
     CustomToolCallOutput,
     CustomToolCall,
-    CompactionTriggerItemParam,
+    CompactionTrigger,
     ItemReference,
-    ProgramItemParam,
-    ProgramOutputItemParam,
+    Program,
+    ProgramOutput,
 ]
 
 Input: TypeAlias = Annotated[
@@ -3128,7 +3140,7 @@ Tool: TypeAlias = Annotated[
     | WebSearchToolWebSearch20250826
     | McpTool
     | CodeInterpreterTool
-    | ProgrammaticToolCallingParam
+    | ProgrammaticToolCallingTool
     | ImageGenerationTool
     | LocalShellTool
     | ShellTool

@@ -99,6 +99,23 @@ def test_drop_undeclared_required() -> None:
     assert out["$defs"]["A"]["required"] == ["a"]
 
 
+def test_null_on_fields_not_defs() -> None:
+    null = {"type": "null"}
+    located = {"anyOf": [obj(None, ("city",), city=S), null], "description": "where"}
+    schema = doc(
+        {"loc": {"$ref": "#/$defs/Loc", "description": "d"}, "locs": {"type": "array", "items": R("Loc")}},
+        Loc=located,
+        U={"anyOf": [R("Loc"), S]},
+        V={"anyOf": [R("Loc"), null]},
+    )
+    out = rules.null_on_fields_not_defs(schema)
+    assert out["$defs"]["Loc"] == {"description": "where", **obj(None, ("city",), city=S)}
+    assert out["properties"]["loc"] == {"description": "d", "anyOf": [R("Loc"), null]}
+    assert out["properties"]["locs"]["items"] == {"anyOf": [R("Loc"), null]}
+    assert out["$defs"]["U"] == {"anyOf": [R("Loc"), S, null]}
+    assert out["$defs"]["V"] == R("Loc")  # a nullable def itself: its users take the null
+
+
 def test_required_nullable_optional() -> None:
     schema = doc(
         A=obj("a", ("type", "strict", "name"), strict={"anyOf": [{"type": "boolean"}, {"type": "null"}]}, name=S)

@@ -396,14 +396,14 @@ ITEMS: dict[str, tuple[dict[str, Any], type]] = {
         generated.McpCall,
     ),
     # Item kinds new in the 2026-08-21 document.
-    "compaction_trigger": ({"type": "compaction_trigger"}, generated.CompactionTriggerItemParam),
+    "compaction_trigger": ({"type": "compaction_trigger"}, generated.CompactionTrigger),
     "program": (
         {"type": "program", "id": "prg_1", "call_id": "call_1", "code": "return 1;", "fingerprint": "fp"},
-        generated.ProgramItemParam,
+        generated.Program,
     ),
     "program_output": (
         {"type": "program_output", "id": "prgo_1", "call_id": "call_1", "result": "1", "status": "completed"},
-        generated.ProgramOutputItemParam,
+        generated.ProgramOutput,
     ),
     "custom_tool_call": (
         {
@@ -717,7 +717,7 @@ TOOLS: dict[str, tuple[dict[str, Any], type]] = {
         generated.ToolSearchTool,
     ),
     "apply_patch": ({"type": "apply_patch"}, generated.ApplyPatchTool),
-    "programmatic_tool_calling": ({"type": "programmatic_tool_calling"}, generated.ProgrammaticToolCallingParam),
+    "programmatic_tool_calling": ({"type": "programmatic_tool_calling"}, generated.ProgrammaticToolCallingTool),
 }
 
 
@@ -767,7 +767,7 @@ TOOL_CHOICES: dict[str, tuple[Any, Any]] = {
     "shell": ({"type": "shell"}, generated.ToolChoiceShell),
     "programmatic_tool_calling": (
         {"type": "programmatic_tool_calling"},
-        generated.SpecificProgrammaticToolCallingParam,
+        generated.ToolChoiceProgrammaticToolCalling,
     ),
 }
 
