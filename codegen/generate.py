@@ -417,30 +417,34 @@ def presence_rules(schema: dict[str, Any]) -> tuple[dict[str, list[list[str]]], 
 
 
 def _rules_module(rules: dict[str, dict[str, list[str]]], schema: dict[str, Any]) -> str:
+    """`generated/_rules.py`: the role and presence rules, keyed by the classes they apply to."""
+    any_of, not_all = presence_rules(schema)
+    classes = sorted({*rules, *any_of, *not_all})
     lines = [
         HEADER,
         '"""Rules the msgspec types cannot carry, read from the schema\'s `allOf` if/then/else."""\n\n',
         "from typing import Final\n\n",
-        '# {def name: {message role, or "*" for any other role: allowed content part `type`s}}\n',
-        "ROLE_CONTENT_TAGS: Final[dict[str, dict[str, frozenset[str]]]] = {\n",
+        "import msgspec\n\n",
+        "from generated.models import " + ", ".join(classes) + "\n\n",
+        '# {class: {message role, or "*" for any other role: allowed content part `type`s}}\n',
+        "ROLE_CONTENT_TAGS: Final[dict[type[msgspec.Struct], dict[str, frozenset[str]]]] = {\n",
     ]
     for name, per_role in sorted(rules.items()):
-        lines.append(f'    "{name}": {{\n')
+        lines.append(f"    {name}: {{\n")
         for role, tags in sorted(per_role.items()):
             quoted = ", ".join(f'"{t}"' for t in tags)
             lines.append(f'        "{role}": frozenset({{{quoted}}}),\n')
         lines.append("    },\n")
     lines.append("}\n")
-    any_of, not_all = presence_rules(schema)
-    lines.append("\n# {def name: alternatives, each a set of fields that must all be present; one must hold}\n")
-    lines.append("REQUIRE_ANY_OF: Final[dict[str, tuple[tuple[str, ...], ...]]] = {\n")
+    lines.append("\n# {class: alternatives, each a set of fields that must all be present; one must hold}\n")
+    lines.append("REQUIRE_ANY_OF: Final[dict[type[msgspec.Struct], tuple[tuple[str, ...], ...]]] = {\n")
     for name, groups in sorted(any_of.items()):
         alternatives = "".join("(" + ", ".join(f'"{f}"' for f in g) + ",), " for g in groups)
-        lines.append(f'    "{name}": ({alternatives.rstrip()}),\n')
-    lines.append("}\n\n# {def name: fields that must not all be present together}\n")
-    lines.append("FORBID_TOGETHER: Final[dict[str, tuple[str, ...]]] = {\n")
+        lines.append(f"    {name}: ({alternatives.rstrip()}),\n")
+    lines.append("}\n\n# {class: fields that must not all be present together}\n")
+    lines.append("FORBID_TOGETHER: Final[dict[type[msgspec.Struct], tuple[str, ...]]] = {\n")
     for name, fields in sorted(not_all.items()):
-        lines.append(f'    "{name}": (' + ", ".join(f'"{f}"' for f in fields) + ",),\n")
+        lines.append(f"    {name}: (" + ", ".join(f'"{f}"' for f in fields) + ",),\n")
     lines.append("}\n")
     return "".join(lines)
 

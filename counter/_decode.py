@@ -134,8 +134,8 @@ def _role_rules() -> dict[type, dict[str, frozenset[type]]]:
     """generated.ROLE_CONTENT_TAGS keyed by classes, so the check is a dict lookup per part."""
     by_tag = generated.CONTENT_CLASSES
     return {
-        getattr(generated, name): {role: frozenset(by_tag[t] for t in tags) for role, tags in per_role.items()}
-        for name, per_role in generated.ROLE_CONTENT_TAGS.items()
+        cls: {role: frozenset(by_tag[t] for t in tags) for role, tags in per_role.items()}
+        for cls, per_role in generated.ROLE_CONTENT_TAGS.items()
     }
 
 
@@ -155,9 +155,7 @@ def _role_error(index: int, part_index: int, part: object, allowed: frozenset[ty
     )
 
 
-_PRESENCE_CLASSES = frozenset(
-    getattr(generated, name) for name in (*generated.FORBID_TOGETHER, *generated.REQUIRE_ANY_OF)
-)
+_PRESENCE_CLASSES = frozenset((*generated.FORBID_TOGETHER, *generated.REQUIRE_ANY_OF))
 
 
 # Input item kinds that carry tools (additional_tools, tool_search_output): the same rules apply.
@@ -202,8 +200,8 @@ def _check_tools_presence(tools: list[Any], prefix: str) -> None:
 
 
 def _check_presence(obj: msgspec.Struct, prefix: str) -> None:
-    name = type(obj).__name__
-    together = generated.FORBID_TOGETHER.get(name)
+    cls = type(obj)
+    together = generated.FORBID_TOGETHER.get(cls)
     if together and _all_present(obj, together):
         names = [prefix + f for f in together]
         raise InvalidRequestError(
@@ -213,7 +211,7 @@ def _check_presence(obj: msgspec.Struct, prefix: str) -> None:
             param=names[0],
             code="mutually_exclusive_parameters",
         )
-    alternatives = generated.REQUIRE_ANY_OF.get(name)
+    alternatives = generated.REQUIRE_ANY_OF.get(cls)
     if alternatives and not any(_all_present(obj, alt) for alt in alternatives):
         first = prefix + alternatives[0][0]
         options = " or ".join(_quote(prefix + ".".join(alt)) for alt in alternatives)

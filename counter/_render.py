@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Final, Literal, NamedTuple, TypeAlias, Union, get_args, get_origin
+from typing import Any, Final, Literal, NamedTuple, TypeAlias
 
 import msgspec
 
@@ -545,11 +544,7 @@ _FORMATS: Final[BoundedLRU[_MemoKey, str]] = BoundedLRU(lambda k: len(k[2]), 4_0
 # time in proportion to its size.
 _FILE_TEXTS: Final[BoundedLRU[tuple[str, str | None], FileText]] = BoundedLRU(lambda k: len(k[0]), 16_000_000, 1024)
 # Every generated class and its `type` tag, for section labels.
-_TAGS: Final[dict[type, str]] = {
-    cls: str(cls.__struct_config__.tag)
-    for cls in vars(g).values()
-    if isinstance(cls, type) and issubclass(cls, msgspec.Struct) and cls.__struct_config__.tag is not None
-}
+_TAGS: Final[Mapping[type, str]] = g.CLASS_TAGS
 # The tools section depends on the family, on whether instructions share its message, and on the
 # tools' content: all three are the key.
 _TOOLS: Final[BoundedLRU[tuple[int, bool, bytes], tuple[tuple[Piece, ...], dict[str, tuple[int, bool]]]]] = BoundedLRU(
@@ -647,7 +642,7 @@ _INNER_DECLS: Final[dict[type, Callable[[Any], str]]] = {
 def _tool_hosted(ctx: _Ctx, tool: msgspec.Struct) -> _ToolOut:
     # Hosted tools: constants from the family's data table, always estimates (docs/rendering.md §5).
     n = ctx.fam.hosted[type(tool)]
-    tag = type(tool).__struct_config__.tag
+    tag = _TAGS[type(tool)]
     why = f"hosted {tag}: {n} (estimate)" if n else f"hosted {tag}: no recorded count, 0 (estimate)"
     return _ToolOut(after=(Fixed(n, True, why),))
 
@@ -727,7 +722,7 @@ def _choice_function(ctx: _Ctx, choice: g.ToolChoiceFunction | g.ToolChoiceCusto
 
 
 def _choice_hosted(ctx: _Ctx, choice: msgspec.Struct) -> list[Piece]:
-    tag = type(choice).__struct_config__.tag
+    tag = _TAGS[type(choice)]
     return [Fixed(0, True, f"forced {tag} tool: cost unknown, 0 (estimate)")]
 
 
@@ -884,7 +879,7 @@ def _item_reasoning(ctx: _Ctx, i: int, item: g.Reasoning) -> list[Piece]:
         if not isinstance(resolved, g.Reasoning):
             raise InvalidRequestError(
                 f"The resolver's item for reasoning item {item.id!r} ({param}) is a "
-                f"{type(resolved).__struct_config__.tag}, not a reasoning item.",
+                f"{_TAGS.get(type(resolved), type(resolved).__name__)}, not a reasoning item.",
                 param=param,
                 code="invalid_value",
             )
@@ -1037,7 +1032,7 @@ def _item_mcp_call(ctx: _Ctx, i: int, item: g.McpCall) -> list[Piece]:
 def _item_unknown_kind(ctx: _Ctx, i: int, item: msgspec.Struct) -> list[Piece]:
     # Kinds new in the 2026-08-21 document (compaction_trigger, program, program_output): no rule
     # yet; their visible fields are counted as JSON, labelled with the kind (estimate).
-    tag = str(type(item).__struct_config__.tag)
+    tag = _TAGS[type(item)]
     return _guess_output(ctx, i, tag, tag, [_json(item)])
 
 
@@ -1087,22 +1082,10 @@ def _dispatch(table: Mapping[type, Any], obj: object, what: str) -> Any:
     return handler
 
 
-def union_members(alias: object) -> frozenset[type]:
-    """The classes of a generated union alias (`Annotated` unwrapped; a `Literal` stands for `str`)."""
-    origin = get_origin(alias)
-    if origin is Annotated:
-        return union_members(get_args(alias)[0])
-    if origin is Union or origin is types.UnionType:
-        return frozenset().union(*(union_members(arg) for arg in get_args(alias)))
-    if origin is Literal:
-        return frozenset({type(v) for v in get_args(alias)})
-    if isinstance(alias, type):
-        return frozenset({alias})
-    raise TypeError(f"unexpected member {alias!r} in a generated union")
-
-
-def _check_exhaustive(table: Mapping[type, object], aliases: Iterable[object], what: str) -> None:
-    expected = frozenset().union(*(union_members(a) for a in aliases))
+def _check_exhaustive(table: Mapping[type, object], unions: Iterable[str], what: str, *untagged: type) -> None:
+    """Every class of the tagged unions at these wire paths (generated/_unions.py), and the `untagged`
+    members they also admit (a string), has a rule, and no rule is for a class they no longer have."""
+    expected = frozenset((*untagged, *(cls for path in unions for cls in g.TAGGED_UNIONS[path].values())))
     missing = expected - table.keys()
     stale = table.keys() - expected
     if missing or stale:
@@ -1112,19 +1095,22 @@ def _check_exhaustive(table: Mapping[type, object], aliases: Iterable[object], w
         )
 
 
-_check_exhaustive(_ITEM_HANDLERS, [g.InputItem], "input item")
-_check_exhaustive(
-    _PART_HANDLERS,
-    [g.MessageContentPart, g.FunctionCallOutputContentPart, g.CustomToolCallOutputContentPart],
-    "content part",
+_CONTENT_UNIONS: Final = (
+    "$.input<array>[]<message>.content<array>[]",
+    "$.input<array>[]<function_call_output>.output<array>[]",
+    "$.input<array>[]<custom_tool_call_output>.output<array>[]",
 )
-_check_exhaustive(_TOOL_HANDLERS, [g.Tool], "tool")
-_check_exhaustive(_INNER_DECLS, [g.NamespaceInnerTool], "namespace tool")
-_check_exhaustive(_CHOICE_HANDLERS, [g.ToolChoice], "tool_choice")
-_check_exhaustive(_FORMAT_HANDLERS, [g.TextFormat], "text.format")
+_check_exhaustive(_ITEM_HANDLERS, ["$.input<array>[]"], "input item")
+_check_exhaustive(_PART_HANDLERS, _CONTENT_UNIONS, "content part")
+_check_exhaustive(_TOOL_HANDLERS, ["$.tools[]"], "tool")
+_check_exhaustive(_INNER_DECLS, ["$.tools[]<namespace>.tools[]"], "namespace tool")
+_check_exhaustive(_CHOICE_HANDLERS, ["$.tool_choice{tagged}"], "tool_choice", str)  # "none", "auto", ...
+_check_exhaustive(_FORMAT_HANDLERS, ["$.text.format"], "text.format")
 for _fam in _FAMILIES.values():
     _check_exhaustive(
-        {**_fam.hosted, g.FunctionTool: 0, g.CustomTool: 0, g.NamespaceTool: 0}, [g.Tool], f"{_fam.name} hosted tool"
+        {**_fam.hosted, g.FunctionTool: 0, g.CustomTool: 0, g.NamespaceTool: 0},
+        ["$.tools[]"],
+        f"{_fam.name} hosted tool",
     )
 
 

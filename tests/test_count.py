@@ -8,6 +8,8 @@ import os
 import struct
 import subprocess
 import sys
+import types
+import typing
 import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -390,12 +392,28 @@ class Fake(msgspec.Struct, tag="fake"):
     pass
 
 
+def _members(alias: object) -> set[type]:
+    """The classes of a generated union alias, by inspecting its type: an independent check that the
+    data tables the counter dispatches with (generated.TAGGED_UNIONS) match the generated types."""
+    origin = typing.get_origin(alias)
+    if origin is typing.Annotated:
+        return _members(typing.get_args(alias)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return set().union(*(_members(arg) for arg in typing.get_args(alias)))
+    if origin is typing.Literal:
+        return {type(v) for v in typing.get_args(alias)}
+    assert isinstance(alias, type), alias
+    return {alias}
+
+
 def test_dispatch_tables_cover_the_generated_unions() -> None:
-    assert _render.union_members(generated.InputItem) == set(_render._ITEM_HANDLERS)
+    tables = generated.TAGGED_UNIONS
+    assert set(tables["$.input<array>[]"].values()) == _members(generated.InputItem) == set(_render._ITEM_HANDLERS)
     assert len(_render._ITEM_HANDLERS) == 30  # 27 + compaction_trigger, program, program_output (2026-08-21)
-    assert _render.union_members(generated.Tool) == set(_render._TOOL_HANDLERS)
-    assert _render.union_members(generated.TextFormat) == set(_render._FORMAT_HANDLERS)
-    assert _render.union_members(generated.ToolChoice) == set(_render._CHOICE_HANDLERS)
+    assert set(tables["$.tools[]"].values()) == _members(generated.Tool) == set(_render._TOOL_HANDLERS)
+    assert set(tables["$.text.format"].values()) == _members(generated.TextFormat) == set(_render._FORMAT_HANDLERS)
+    choices = {str, *tables["$.tool_choice{tagged}"].values()}
+    assert choices == _members(generated.ToolChoice) == set(_render._CHOICE_HANDLERS)
     for rules in (_render.HARMONY, _render.CHATML):
         assert set(rules.hosted) == set(_render._TOOL_HANDLERS) - {
             generated.FunctionTool,
@@ -408,9 +426,9 @@ def test_exhaustiveness_check_fails_loudly() -> None:
     table = dict(_render._ITEM_HANDLERS)
     del table[generated.Compaction]
     with pytest.raises(RuntimeError, match="Compaction"):
-        _render._check_exhaustive(table, [generated.InputItem], "input item")
+        _render._check_exhaustive(table, ["$.input<array>[]"], "input item")
     with pytest.raises(RuntimeError, match="Fake"):
-        _render._check_exhaustive({**_render._ITEM_HANDLERS, Fake: None}, [generated.InputItem], "input item")
+        _render._check_exhaustive({**_render._ITEM_HANDLERS, Fake: None}, ["$.input<array>[]"], "input item")
 
 
 @pytest.mark.parametrize("where", ["input", "tools", "tool_choice"])
