@@ -122,7 +122,14 @@ def test_counter_reads_generated_as_data_not_by_reflection() -> None:
     """counter/ dispatches with the tables codegen emits (generated/_unions.py, _rules.py), never by
     looking generated classes up by name or reading their msgspec config: the next spec change must need
     no hand edit outside the counting rules."""
-    forbidden = ("__struct_config__", "vars(g)", "vars(generated)", "getattr(generated,", "getattr(g,", "generated.__all__")
+    forbidden = (
+        "__struct_config__",
+        "vars(g)",
+        "vars(generated)",
+        "getattr(generated,",
+        "getattr(g,",
+        "generated.__all__",
+    )
     for path in sorted((ROOT / "counter").glob("*.py")):
         text = path.read_text(encoding="utf-8")
         assert [f for f in forbidden if f in text] == [], path.name
