@@ -596,7 +596,19 @@ def _tool_function(ctx: _Ctx, tool: g.FunctionTool) -> _ToolOut:
     # `parameters` may be absent or null (the document: required but nullable): as no parameters (estimate).
     parameters = tool.parameters if isinstance(tool.parameters, dict) else {}
     decl = function_declaration(tool.name, description, parameters)
-    return _ToolOut(decl, not _has_props(parameters), bool(description))
+    return _ToolOut(decl, not _has_props(parameters), bool(description), _tool_extras(tool))
+
+
+def _tool_extras(tool: g.FunctionTool) -> tuple[Piece, ...]:
+    """Estimates for what the 2026-08-21 document added to function tools and no count shows yet:
+    an `output_schema` (the declaration may show the result type instead of `any`) and calls by
+    programs (`allowed_callers` with "programmatic")."""
+    extras: tuple[Piece, ...] = ()
+    if isinstance(tool.output_schema, dict):
+        extras += (Fixed(0, True, f"{tool.name}: output_schema, rendering not known (estimate)"),)
+    if isinstance(tool.allowed_callers, list) and "programmatic" in tool.allowed_callers:
+        extras += (Fixed(0, True, f"{tool.name}: callable by programs, rendering not known (estimate)"),)
+    return extras
 
 
 def _custom_tool(ctx: _Ctx, tool: g.CustomTool) -> _ToolOut:
@@ -814,7 +826,14 @@ def _item_function_call(ctx: _Ctx, i: int, item: g.FunctionCall) -> list[Piece]:
         out.append(Fixed(0, True, "function call in a namespace (estimate)"))
     if isinstance(item.id, str) and ctx.fam.stored_call_id and not _neighbour_is_call(ctx, i):
         out.append(Fixed(ctx.fam.stored_call_id, True, "lone call with a stored id: server-side state [FIT ~50 rows]"))
+    if item.caller is not None and _TAGS.get(type(item.caller)) == "program":
+        out.append(_BY_PROGRAM)
     return out
+
+
+# A call made by a `program` item (programmatic tool calling, §10): how such a call
+# and its output are shown to the model is not known; counted like a direct one, marked (estimate).
+_BY_PROGRAM: Final = Fixed(0, True, "made by a program: its rendering is not known (estimate)")
 
 
 def _output_sender(ctx: _Ctx, call_id: str) -> tuple[str, list[Piece]]:
@@ -830,10 +849,16 @@ def _item_function_call_output(ctx: _Ctx, i: int, item: g.FunctionCallOutput) ->
     # call_id is optional and nullable since the 2026-08-21 document: without one, no name is known.
     call_id = item.call_id if isinstance(item.call_id, str) else ""
     name = ctx.call_names.get(call_id)
-    if name is not None:  # the common case, without _output_sender's tuple and list
+    by_program = item.caller is not None and _TAGS.get(type(item.caller)) == "program"
+    if name is not None and not by_program:  # the common case, without _output_sender's tuple and list
         return ctx.fam.output(name, body, i > ctx.last_user)
-    sender, extra = _output_sender(ctx, call_id)
-    return [*ctx.fam.output(sender, body, i > ctx.last_user), *extra]
+    if name is None and isinstance(item.name, str):
+        # The output names its function itself (2026-08-21 document): the sender is that name, as
+        # the matching call's would be (§3).
+        namespace = item.namespace if isinstance(item.namespace, str) else "functions"
+        name = f"{namespace}.{item.name}"
+    sender, extra = (name, []) if name is not None else _output_sender(ctx, call_id)
+    return [*ctx.fam.output(sender, body, i > ctx.last_user), *extra, *([_BY_PROGRAM] if by_program else [])]
 
 
 def _item_custom_tool_call(ctx: _Ctx, i: int, item: g.CustomToolCall) -> list[Piece]:
@@ -1023,23 +1048,33 @@ def _item_mcp_approval_response(ctx: _Ctx, i: int, item: g.McpApprovalResponse) 
 def _item_mcp_call(ctx: _Ctx, i: int, item: g.McpCall) -> list[Piece]:
     recipient = f"{item.server_label}.{item.name}"
     out = _guess_call(ctx, "mcp_call", recipient, item.arguments)
-    result = item.output if isinstance(item.output, str) else item.error if isinstance(item.error, str) else None
+    error = _json(item.error) if isinstance(item.error, msgspec.Struct) else item.error  # an object since 2026-08
+    result = item.output if isinstance(item.output, str) else error if isinstance(error, str) else None
     if result is not None:
         out += _guess_output(ctx, i, "mcp_call output", recipient, [result])
     return out
 
 
-def _item_unknown_kind(ctx: _Ctx, i: int, item: msgspec.Struct) -> list[Piece]:
-    # Kinds new in the 2026-08-21 document (compaction_trigger, program, program_output): no rule
-    # yet; their visible fields are counted as JSON, labelled with the kind (estimate).
-    tag = _TAGS[type(item)]
-    return _guess_output(ctx, i, tag, tag, [_json(item)])
+# Programmatic tool calling (§10): no recorded count yet. A program is JavaScript the
+# model wrote, shown back like a call of its code; its output like a tool's output [GUESS §3]. The
+# opaque `fingerprint` is replay state for OpenAI's servers, not text the model reads (estimate).
+def _item_program(ctx: _Ctx, i: int, item: g.Program) -> list[Piece]:
+    return _guess_call(ctx, "program", "program", item.code, json=False)
+
+
+def _item_program_output(ctx: _Ctx, i: int, item: g.ProgramOutput) -> list[Piece]:
+    return _guess_output(ctx, i, "program_output", "program", [item.result])
+
+
+def _item_compaction_trigger(ctx: _Ctx, i: int, item: g.CompactionTrigger) -> list[Piece]:
+    # Asks OpenAI to compact the context before answering: what remains is decided server-side.
+    return [Fixed(0, True, "compaction_trigger: the compacted context is not known offline (estimate)")]
 
 
 _ITEM_HANDLERS: Final[dict[type, Callable[[_Ctx, int, Any], list[Piece]]]] = {
-    g.CompactionTrigger: _item_unknown_kind,
-    g.Program: _item_unknown_kind,
-    g.ProgramOutput: _item_unknown_kind,
+    g.CompactionTrigger: _item_compaction_trigger,
+    g.Program: _item_program,
+    g.ProgramOutput: _item_program_output,
     g.Message: _item_message,
     g.FunctionCall: _item_function_call,
     g.FunctionCallOutput: _item_function_call_output,
@@ -1248,6 +1283,15 @@ def render(
         pieces = _dispatch(_FORMAT_HANDLERS, fmt, "text.format")(ctx, fmt)
         if pieces:
             sections.append(Section("text.format", pieces))
+    if isinstance(request.personality, str):
+        # A model-owned style preset: its text is not public (docs/rendering.md §10).
+        why = f"personality {request.personality!r}: the preset's text is not public (estimate)"
+        sections.append(Section("personality", [Fixed(0, True, why)]))
+    if isinstance(request.reasoning, g.ReasoningConfig) and request.reasoning.context == "all_turns":
+        # Earlier turns' reasoning kept (2026-08-21 document); the counter drops reasoning before the
+        # last user message as the recorded counts show for the default (§4): not known here.
+        why = "reasoning.context all_turns: earlier turns' reasoning is dropped here (estimate)"
+        sections.append(Section("reasoning.context", [Fixed(0, True, why)]))
     if isinstance(request.reasoning, g.ReasoningConfig) and request.reasoning.mode == "pro":
         # `reasoning.mode: "pro"` adds about 1537 hidden tokens (docs/rendering.md §1, 2 cases): estimate.
         sections.append(Section("reasoning.mode", [Fixed(1537, True, "reasoning mode pro (estimate)")]))
