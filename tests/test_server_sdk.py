@@ -111,3 +111,17 @@ def test_sdk_wrong_key_raises_authentication_error(base_url: str) -> None:
         client.responses.input_tokens.count(model="gpt-4o", input="hi")
     assert caught.value.status_code == 401
     assert KEY not in str(caught.value.body)
+
+
+def test_sdk_sends_what_the_2026_08_21_document_added(client: Any) -> None:
+    """Issue 10: `personality` and `reasoning.effort: "max"`, as the SDK's own arguments, are counted
+    (they were 400 `Unknown parameter` and `Invalid value` before the schema came from the document)."""
+    response = client.responses.input_tokens.count(
+        model="gpt-5", input="Tell me a joke.", personality="friendly", reasoning={"effort": "max"}
+    )
+    assert response.input_tokens == count_input_tokens(
+        {"model": "gpt-5", "input": "Tell me a joke.", "personality": "friendly", "reasoning": {"effort": "max"}}
+    )
+    nulls = {"strict": None, "parameters": {"type": "object", "properties": {}}}
+    tool = {"type": "function", "name": "f", **nulls}
+    assert sdk_count(client, {"model": "gpt-4o", "input": "hi", "tools": [tool]}) > 0
