@@ -48,3 +48,10 @@ __all__ = [
     "set_default_model",
     "unregister_alias",
 ]
+
+# Public names say where users import them from (`counter.Count`, not `counter._count.Count`): in
+# reprs, tracebacks, pickles and documentation, as httpx does for its own.
+for _name in __all__:
+    if not _name.startswith("__"):
+        globals()[_name].__module__ = "counter"
+del _name

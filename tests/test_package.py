@@ -42,3 +42,17 @@ def test_star_import_gives_exactly_the_public_names() -> None:
     namespace: dict[str, object] = {}
     exec("from counter import *", namespace)
     assert set(namespace) - {"__builtins__"} == set(counter.__all__)
+
+
+def test_public_names_report_the_public_module() -> None:
+    """`counter.Count`, not `counter._count.Count`: the private module a name is defined in is not
+    where users import it from; a pickled Count names the public path too."""
+    import pickle
+
+    for name in counter.__all__:
+        if not name.startswith("__"):
+            assert getattr(counter, name).__module__ == "counter", name
+    result = counter.count({"model": "gpt-4o", "input": "hi"})
+    assert repr(type(result)) == "<class 'counter.Count'>"
+    assert pickle.loads(pickle.dumps(result)) == result
+    assert b"counter._count" not in pickle.dumps(result)
