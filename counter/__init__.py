@@ -20,7 +20,7 @@ from counter._count import (
     set_default_model,
 )
 from counter._decode import decode_request
-from counter._errors import CountTimeoutError, InputTokensError, InvalidRequestError, UnresolvedError
+from counter._errors import CountTimeoutError, InputTokensError, InvalidRequestError, Remedy, UnresolvedError
 from counter._models import register_alias, unregister_alias
 from counter._resolve import Resolver
 
@@ -34,6 +34,7 @@ __all__ = [
     "InputTokensError",
     "InvalidRequestError",
     "Part",
+    "Remedy",
     "Resolver",
     "UnresolvedError",
     "__version__",

@@ -18,7 +18,7 @@ import generated
 from counter import _deadline, _encoding
 from counter._decode import decode_request
 from counter._encoding import TokenizerError, counter_for, known_counts
-from counter._errors import CountTimeoutError, InputTokensError, InvalidRequestError
+from counter._errors import CountTimeoutError, InputTokensError, InvalidRequestError, Remedy
 from counter._models import ModelInfo, UnknownModelError, known_models, lookup_model
 from counter._pieces import Special, render_text
 from counter._render import memo_clear, memo_info, render
@@ -88,10 +88,10 @@ def _model_info(name: str) -> ModelInfo:
     except UnknownModelError:
         raise InvalidRequestError(
             f"The model '{name}' is not known to this counter. Known models are {', '.join(known_models())}, "
-            "with their dated snapshots and fine-tuned (ft:...) names. To count a deployment or a new name "
-            f"like a known model, alias it first: counter.register_alias({name!r}, 'gpt-4o').",
+            "with their dated snapshots and fine-tuned (ft:...) names.",
             param="model",
             code="invalid_value",
+            remedy=Remedy("alias", name),
         ) from None
 
 

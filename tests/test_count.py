@@ -224,7 +224,9 @@ def test_unknown_model() -> None:
     with pytest.raises(counter.InvalidRequestError) as info:
         counter.count({"model": "my-llm", "input": "hi"})
     assert (info.value.param, info.value.code) == ("model", "invalid_value")
-    assert "register_alias('my-llm', 'gpt-4o')" in info.value.message
+    assert info.value.remedy == counter.Remedy("alias", "my-llm")
+    assert "register_alias" not in info.value.message  # the remedy is its own field: each face words it
+    assert str(info.value).endswith("alias it first: counter.register_alias('my-llm', 'gpt-4o').")
     with pytest.raises(counter.InvalidRequestError):
         counter.count(HELLO, model="nope")
     with pytest.raises(counter.InvalidRequestError):
