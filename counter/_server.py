@@ -38,6 +38,7 @@ from typing import IO, Any, Final
 import msgspec
 
 from counter._count import Count, count
+from counter._depth import nesting_exceeds
 from counter._errors import CountTimeoutError, InputTokensError, UnresolvedError
 
 __all__ = [
@@ -45,7 +46,6 @@ __all__ = [
     "ServerConfig",
     "ServerUnavailableError",
     "create_app",
-    "nesting_exceeds",
     "openapi_document",
     "serve",
 ]
@@ -148,44 +148,6 @@ _ESTIMATED = [(ESTIMATE_HEADER.encode(), b"true")]
 _CLOSE = (b"connection", b"close")  # on errors answered before the request body was read (`_has_body`)
 _SUCCESS = b'{"object":"response.input_tokens","input_tokens":%d}'
 _SERVER_ERROR = _HTTPError(500, "The server had an error while processing your request. Sorry about that!").body()
-
-
-# ------------------------------------------------------------------ nesting depth
-
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_SQUARE = bytes.maketrans(b"{}", b"[]")  # the kind of bracket does not matter to the depth
-
-
-def nesting_exceeds(body: bytes, limit: int) -> bool:
-    """True when the JSON text nests arrays and objects more than `limit` deep (brackets inside
-    strings do not count). Linear in the body; most bodies cost two byte counts.
-
-    Malformed JSON may answer either way: the decoder reports it as malformed afterwards.
-    """
-    if body.count(b"[") + body.count(b"{") <= limit:  # not enough brackets to go that deep
-        return False
-    if b"\\" in body:  # drop escaped backslashes and quotes so that every '"' left delimits a string
-        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
-    brackets = b"".join(body.split(b'"')[::2]).translate(_SQUARE, _NOT_BRACKETS)
-    # Each pass deletes every innermost pair (pairs that a deletion brings together wait for the next
-    # pass), which is exactly one level of every branch: wide and shallow structures (long arrays of
-    # small objects) vanish in a few C-speed passes.
-    while len(brackets) > 2 * limit:
-        peeled = brackets.replace(b"[]", b"")
-        if len(peeled) * 2 > len(brackets):  # deep and narrow: the walk below exits early instead
-            break
-        brackets, limit = peeled, limit - 1
-        if limit < 0:
-            return True
-    depth = 0
-    for byte in brackets:
-        if byte == 91:  # '['
-            depth += 1
-            if depth > limit:
-                return True
-        else:
-            depth -= 1
-    return False
 
 
 # ------------------------------------------------------------------ OpenAPI

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 import generated
 from counter import _server as server
 from counter import count, count_input_tokens
-from counter._server import ESTIMATE_HEADER, ServerConfig, create_app, nesting_exceeds, openapi_document
+from counter._depth import nesting_exceeds
+from counter._server import ESTIMATE_HEADER, ServerConfig, create_app, openapi_document
 
 KEY = "sk-test-7f3a9c-secret"
 COUNT = "/v1/responses/input_tokens"
