@@ -1,7 +1,7 @@
 """How deep a JSON text nests, read from its bytes before it is decoded.
 
 The server refuses bodies nested deeper than its `max_depth` before they reach the decoder and the
-renderer, which recurse through them (counter/_server.py).
+renderer, which recurse through them (counter/_server/_app.py).
 """
 
 from __future__ import annotations
