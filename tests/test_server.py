@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 import generated
 from counter import _server as server
 from counter import count, count_input_tokens
-from counter._server import ESTIMATE_HEADER, ServerConfig, create_app, nesting_exceeds, openapi_document
+from counter._depth import nesting_exceeds
+from counter._server import ESTIMATE_HEADER, ServerConfig, _app, create_app, openapi_document
 
 KEY = "sk-test-7f3a9c-secret"
 COUNT = "/v1/responses/input_tokens"
@@ -302,7 +303,7 @@ def test_slow_count_is_504(monkeypatch: pytest.MonkeyPatch) -> None:
         time.sleep(0.5)
         raise AssertionError("not reached in time")
 
-    monkeypatch.setattr(server, "count", slow)
+    monkeypatch.setattr(_app, "count", slow)
     config = ServerConfig(inline_bytes=0, timeout_seconds=0.05)
     response = call("POST", COUNT, body=BODY, config=config)
     assert response.status_code == 504
@@ -338,7 +339,7 @@ def test_a_bug_is_a_logged_500_and_the_app_goes_on(
     async def go() -> tuple[httpx.Response, httpx.Response]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
             with monkeypatch.context() as patch:
-                patch.setattr(server, "count", broken)
+                patch.setattr(_app, "count", broken)
                 first = await client.post(COUNT, json=BODY)
             return first, await client.post(COUNT, json=BODY)
 
@@ -410,6 +411,23 @@ def test_logging_config_is_valid() -> None:
             logger.handlers.clear()
             logger.propagate = True
             logger.setLevel(logging.NOTSET)
+
+
+def test_serve_hands_granian_a_target_that_names_create_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    """granian's workers import the app by the name `serve` passes (a string, not the function)."""
+    import importlib
+
+    from counter._server import _run
+
+    config = ServerConfig(max_depth=9)
+    for name in config.to_env():  # restored after the test: `serve` writes them
+        monkeypatch.setenv(name, "")
+    targets: list[str] = []
+    monkeypatch.setattr(_run, "run_granian", lambda target, **options: targets.append(target))
+    server.serve(config)
+    module, _, attribute = targets[0].partition(":")
+    assert getattr(importlib.import_module(module), attribute) is create_app
+    assert ServerConfig.from_env() == config
 
 
 # ------------------------------------------------------------------ OpenAPI

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 import counter
 from counter import _deadline, _encoding, _server
 from counter._encoding import CHUNK_CHARS, get_encoding, split_points
+from counter._server import _app
 
 if TYPE_CHECKING:
     from conftest import ServerProcess
@@ -289,16 +290,16 @@ def _asgi(app: Any, body: bytes) -> httpx.Response:
 
 def test_a_small_body_that_needs_long_is_counted_off_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     """A small body is counted on the event loop for at most a slice of time, then in a thread."""
-    monkeypatch.setattr(_server, "INLINE_SECONDS", 1e-9)  # every count outlasts its slice
+    monkeypatch.setattr(_app, "INLINE_SECONDS", 1e-9)  # every count outlasts its slice
     app = _server.create_app(_server.ServerConfig(access_log=False))
     in_thread: list[int] = []
-    real = _server._App._count_in_thread
+    real = _app._App._count_in_thread
 
     def spy(self: Any, body: bytes, expires: float) -> Any:
         in_thread.append(len(body))
         return real(self, body, expires)
 
-    monkeypatch.setattr(_server._App, "_count_in_thread", spy)
+    monkeypatch.setattr(_app._App, "_count_in_thread", spy)
     body = json.dumps({"model": "gpt-4o", "input": "What is the capital of France?"}).encode()
     response = _asgi(app, body)
     assert (response.status_code, response.json()["input_tokens"]) == (200, counter.count_input_tokens(body))
@@ -307,7 +308,7 @@ def test_a_small_body_that_needs_long_is_counted_off_the_loop(monkeypatch: pytes
 
 def test_a_threads_error_comes_back_without_its_frames() -> None:
     """An error of a count in a thread holds no traceback (whose frames would hold the body)."""
-    app = _server._App(_server.ServerConfig(access_log=False))
+    app = _app._App(_server.ServerConfig(access_log=False))
     error = app._count_in_thread(b'{"model": "gpt-4o", "input": 1}', time.monotonic() + 60)
     assert isinstance(error, counter.InvalidRequestError)
     assert (error.__traceback__, error.__cause__, error.__context__) == (None, None, None)

@@ -1,23 +1,5 @@
-"""The HTTP drop-in: a bare ASGI app that answers `POST /v1/responses/input_tokens` like OpenAI.
-
-No web framework: four routes do not need one, and every microsecond of framework is paid on every
-request of a gateway. `serve` runs it on granian (HTTP parsing in Rust, one event loop per worker
-process, respawned workers, a header read timeout); `create_app` works under any ASGI server.
-tests/bench_server.py (`nox -s bench`) measures the app and a hello-world app on granian and on
-uvicorn (uvloop + httptools) side by side, in interleaved rounds: this app answers more requests per
-second on granian (small and medium bodies, each server on a core of its own), while hello-world is
-the faster of the two on uvicorn (the figures: docs/benchmarks.md). What users run is this app, so
-granian is kept; also for what the stress tests need of the stack: it rejects malformed HTTP itself
-(400/414/431) and bounds a stalled request head, which the app cannot do.
-
-Routes: `POST /v1/responses/input_tokens` and `POST /responses/input_tokens` (the count), `GET /healthz`
-(never asks for the key), `GET /openapi.json` (built from schema/). With an API key configured, every
-route but /healthz answers 401 to a missing or wrong key before anything else (before 404 and 405).
-
-Every failure is answered in OpenAI's envelope `{"error": {"message", "type", "param", "code"}}`;
-a bug in a handler is a logged 500, never a dead worker. Each request writes one access line to the
-`input_tokens.access` logger: method, path, status, tokens, latency. The key is never logged or echoed.
-"""
+"""The ASGI app: routing, the API key, reading the body, counting it inline or in a thread under the
+request's time limit, OpenAI's error envelope, and handing a large body's memory back afterwards."""
 
 from __future__ import annotations
 
@@ -25,30 +7,21 @@ import asyncio
 import ctypes
 import functools
 import hmac
-import json
 import logging
-import os
-import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field, fields, replace
-from typing import IO, Any, Final
+from typing import Any, Final
 
 import msgspec
 
 from counter._count import Count, count
+from counter._depth import nesting_exceeds
 from counter._errors import CountTimeoutError, InputTokensError, UnresolvedError
+from counter._server._config import ESTIMATE_HEADER, MiB, ServerConfig
+from counter._server._logging import BufferedStreamHandler, _access_record, _loggable, access_log, error_log
+from counter._server._openapi import openapi_document
 
-__all__ = [
-    "ESTIMATE_HEADER",
-    "ServerConfig",
-    "ServerUnavailableError",
-    "create_app",
-    "nesting_exceeds",
-    "openapi_document",
-    "serve",
-]
+__all__ = ["ASGIApp", "create_app"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -56,71 +29,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-access_log = logging.getLogger("input_tokens.access")
-error_log = logging.getLogger("input_tokens.error")
-
 COUNT_PATHS = frozenset({"/v1/responses/input_tokens", "/responses/input_tokens"})
-#: Set to `true` on a 200 whose count is an estimate; the body keeps OpenAI's exact shape.
-ESTIMATE_HEADER = "x-input-tokens-estimated"
-MiB = 1024 * 1024
 #: How long a small body may be counted on the event loop before its count moves to a thread: every
 #: other connection of the worker waits while it runs. Real small bodies take microseconds.
 INLINE_SECONDS: Final = 0.05
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Limits and options of the server; every field has a safe default."""
-
-    api_key: str | None = field(default=None, repr=False)
-    #: Images and files travel inline as base64, so bodies of tens of MiB are legitimate.
-    max_body_bytes: int = 64 * MiB
-    #: Deepest nesting of JSON arrays and objects accepted; real requests (tool schemas included)
-    #: stay far below it, and it keeps a hostile body from recursing through the decoder and renderer.
-    max_depth: int = 128
-    #: Wall-clock budget of one request (reading the body and counting it); past it the client gets a
-    #: 504 and the count itself stops (`count(timeout=...)`), so a client cannot leave work behind.
-    timeout_seconds: float = 30.0
-    #: Bodies up to this size are counted on the event loop (no thread hop: the fast path) for at most
-    #: `INLINE_SECONDS`; larger ones, and small ones that need longer (a crafted PDF), in a thread
-    #: under the timeout, so one huge or slow body does not stall the others.
-    inline_bytes: int = 16 * 1024
-    #: Count what can be counted when a body names server-side state, flagged by the estimate header.
-    estimate: bool = False
-    #: Write the per-request access line (the `input_tokens.access` logger at INFO).
-    access_log: bool = True
-
-    def __post_init__(self) -> None:
-        if self.max_body_bytes <= 0 or self.max_depth <= 0 or self.timeout_seconds <= 0 or self.inline_bytes < 0:
-            raise ValueError("max_body_bytes, max_depth and timeout_seconds must be > 0, inline_bytes >= 0")
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> ServerConfig:
-        """The config from `INPUT_TOKENS_*` environment variables (how granian's workers receive it)."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = os.environ.get(_env_name(f.name), "")
-            if raw:
-                kind = type(getattr(cls, f.name))
-                values[f.name] = raw if f.name == "api_key" else raw == "1" if kind is bool else kind(raw)
-        return replace(cls(**values), **overrides)
-
-    def to_env(self) -> dict[str, str]:
-        """The `INPUT_TOKENS_*` variables that `from_env` reads back into this config (every field:
-        an empty value means the default, so that nothing stale leaks in from the environment)."""
-        env = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            env[_env_name(f.name)] = ("1" if value else "0") if isinstance(value, bool) else str(value or "")
-        return env
-
-
-def _env_name(name: str) -> str:
-    return f"INPUT_TOKENS_{name.upper()}"
-
-
-class ServerUnavailableError(InputTokensError):
-    """The HTTP server's optional dependency (granian) is not installed."""
 
 
 class _HTTPError(Exception):
@@ -148,141 +60,6 @@ _ESTIMATED = [(ESTIMATE_HEADER.encode(), b"true")]
 _CLOSE = (b"connection", b"close")  # on errors answered before the request body was read (`_has_body`)
 _SUCCESS = b'{"object":"response.input_tokens","input_tokens":%d}'
 _SERVER_ERROR = _HTTPError(500, "The server had an error while processing your request. Sorry about that!").body()
-
-
-# ------------------------------------------------------------------ nesting depth
-
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_SQUARE = bytes.maketrans(b"{}", b"[]")  # the kind of bracket does not matter to the depth
-
-
-def nesting_exceeds(body: bytes, limit: int) -> bool:
-    """True when the JSON text nests arrays and objects more than `limit` deep (brackets inside
-    strings do not count). Linear in the body; most bodies cost two byte counts.
-
-    Malformed JSON may answer either way: the decoder reports it as malformed afterwards.
-    """
-    if body.count(b"[") + body.count(b"{") <= limit:  # not enough brackets to go that deep
-        return False
-    if b"\\" in body:  # drop escaped backslashes and quotes so that every '"' left delimits a string
-        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
-    brackets = b"".join(body.split(b'"')[::2]).translate(_SQUARE, _NOT_BRACKETS)
-    # Each pass deletes every innermost pair (pairs that a deletion brings together wait for the next
-    # pass), which is exactly one level of every branch: wide and shallow structures (long arrays of
-    # small objects) vanish in a few C-speed passes.
-    while len(brackets) > 2 * limit:
-        peeled = brackets.replace(b"[]", b"")
-        if len(peeled) * 2 > len(brackets):  # deep and narrow: the walk below exits early instead
-            break
-        brackets, limit = peeled, limit - 1
-        if limit < 0:
-            return True
-    depth = 0
-    for byte in brackets:
-        if byte == 91:  # '['
-            depth += 1
-            if depth > limit:
-                return True
-        else:
-            depth -= 1
-    return False
-
-
-# ------------------------------------------------------------------ OpenAPI
-
-
-def openapi_document() -> dict[str, Any]:
-    """OpenAPI 3.1 description of the server, its request body taken from schema/ (via generated/)."""
-    import generated
-
-    schema = json.loads(json.dumps(generated.REQUEST_SCHEMA).replace('"#/$defs/', '"#/components/schemas/'))
-    components = schema.pop("$defs", {})
-    schema.pop("$schema", None)
-    schema.pop("$id", None)
-    components["InputTokenCountRequest"] = schema
-    components["Error"] = {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["message", "type", "param", "code"],
-                "properties": {
-                    "message": {"type": "string"},
-                    "type": {"type": "string"},
-                    "param": {"type": ["string", "null"]},
-                    "code": {"type": ["string", "null"]},
-                },
-            }
-        },
-    }
-    components["InputTokenCount"] = {
-        "type": "object",
-        "required": ["object", "input_tokens"],
-        "additionalProperties": False,
-        "properties": {"object": {"const": "response.input_tokens"}, "input_tokens": {"type": "integer", "minimum": 0}},
-    }
-    err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    operation = {
-        "summary": "Get input token counts",
-        "operationId": "countInputTokens",
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InputTokenCountRequest"}}},
-        },
-        "responses": {
-            "200": {
-                "description": "The count.",
-                "headers": {
-                    ESTIMATE_HEADER: {
-                        "description": "`true` when the count is an estimate (server-side state, hosted tools).",
-                        "schema": {"type": "string", "enum": ["true"]},
-                    }
-                },
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InputTokenCount"}}},
-            },
-            "400": {"description": "Invalid body (OpenAI's message, param and code)", **err},
-            "401": {"description": "Missing or wrong API key", **err},
-            "404": {"description": "Unknown route", **err},
-            "405": {"description": "Wrong method", **err},
-            "413": {"description": "Body over the size limit", **err},
-            "415": {"description": "Not a JSON body", **err},
-            "500": {"description": "A bug in the server (logged)", **err},
-            "504": {"description": "The request took longer than the time limit", **err},
-        },
-    }
-    health = {
-        "operationId": "health",
-        "security": [],
-        "responses": {"200": {"description": "Alive", "content": {"application/json": {"schema": {"type": "object"}}}}},
-    }
-    openapi = {
-        "operationId": "openapi",
-        "responses": {"200": {"description": "This document", "content": {"application/json": {"schema": {}}}}},
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "input-tokens",
-            "version": "1",
-            "description": "POST /v1/responses/input_tokens, counted offline as OpenAI counts it.",
-        },
-        "paths": {
-            "/v1/responses/input_tokens": {"post": operation},
-            "/responses/input_tokens": {"post": {**operation, "operationId": "countInputTokensShort"}},
-            "/healthz": {"get": health},
-            "/openapi.json": {"get": openapi},
-        },
-        "components": {
-            "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        },
-        # Only enforced when the server runs with an API key.
-        "security": [{"bearer": []}, {}],
-    }
-
-
-# ------------------------------------------------------------------ the app
 
 
 class _App:
@@ -535,18 +312,6 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return trim
 
 
-def _loggable(path: str) -> str:
-    """The (percent-decoded) request path for a log line: control characters such as line breaks and
-    terminal escapes written as Python escapes, so that a client cannot forge or garble log lines."""
-    return path if path.isprintable() else path.encode("unicode_escape").decode("ascii")
-
-
-def _access_record(line: str) -> None:
-    # A record built directly: Logger.info would also walk the stack for the caller's file and
-    # line, which is useless here.
-    access_log.handle(access_log.makeRecord(access_log.name, logging.INFO, "", 0, line, (), None))
-
-
 def _has_body(scope: Scope) -> bool:
     """True when the request comes with a body (a non-zero Content-Length, or Transfer-Encoding).
 
@@ -616,160 +381,3 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 def create_app(config: ServerConfig | None = None) -> ASGIApp:
     """The ASGI app; `config` defaults to `ServerConfig.from_env()`."""
     return _App(config or ServerConfig.from_env())
-
-
-# ------------------------------------------------------------------ serving
-
-
-_MILLIS: Final = tuple(f"{ms:03d}" for ms in range(1000))
-
-
-class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A stream handler that writes in batches: at most every `interval` seconds (from a daemon
-    thread) or every `capacity` records, and whenever a record is WARNING or worse.
-
-    One `write` + `flush` per access line is a system call per request, a large share of a small
-    request's cost; batching keeps the line without the cost.
-    """
-
-    def __init__(self, stream: IO[str] | None = None, capacity: int = 256, interval: float = 0.25) -> None:
-        super().__init__(stream or sys.stderr)
-        self.capacity, self.interval = capacity, interval
-        self.pending: list[str] = []
-        self._second, self._stamp = -1, ""
-        self._stop = threading.Event()
-        threading.Thread(target=self._flusher, name="access-log-flush", daemon=True).start()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            line = self.format(record)
-        except Exception:
-            self.handleError(record)
-            return
-        with self.lock:  # type: ignore[union-attr]
-            self.pending.append(line)
-            if len(self.pending) < self.capacity and record.levelno < logging.WARNING:
-                return
-        self.flush()
-
-    def add(self, message: str) -> None:
-        """Queue an INFO line of this handler's logger without building a LogRecord: the same line
-        as the `%(asctime)s %(name)s %(message)s` format, for a fraction of the cost."""
-        now = time.time()
-        second = int(now)
-        if second != self._second:
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
-            self._second, self._stamp = second, f"{stamp},"
-        # Plain concatenation of ready-made strings: a format spec here cost more than the rest.
-        line = f"{self._stamp}{_MILLIS[int(now * 1000) % 1000]} {access_log.name} {message}"
-        with self.lock:  # type: ignore[union-attr]
-            self.pending.append(line)
-            if len(self.pending) < self.capacity:
-                return
-        self.flush()
-
-    def flush(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
-            if not self.pending:
-                return
-            lines, self.pending = self.pending, []
-            try:
-                self.stream.write("\n".join(lines) + "\n")
-                self.stream.flush()
-            except Exception:
-                pass
-
-    def _flusher(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.flush()
-
-    def close(self) -> None:
-        self._stop.set()
-        self.flush()
-        super().close()
-
-
-def logging_config() -> dict[str, Any]:
-    """The `logging.config.dictConfig` that `serve` gives granian's workers: granian's own loggers as
-    granian sets them up, plus the access and error loggers of the app, on stderr."""
-    stream = "ext://sys.stderr"
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {
-            "generic": {"()": "logging.Formatter", "fmt": "[%(levelname)s] %(message)s"},
-            "stamped": {"()": "logging.Formatter", "fmt": "%(asctime)s %(name)s %(message)s"},
-        },
-        "handlers": {
-            "console": {"formatter": "generic", "class": "logging.StreamHandler", "stream": stream},
-            "access": {"formatter": "stamped", "()": "counter._server.BufferedStreamHandler", "stream": stream},
-            "errors": {"formatter": "stamped", "class": "logging.StreamHandler", "stream": stream},
-        },
-        "loggers": {
-            "_granian": {"handlers": ["console"], "level": "INFO", "propagate": False},
-            "granian.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
-            "input_tokens.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
-            "input_tokens.error": {"handlers": ["errors"], "level": "INFO", "propagate": False},
-        },
-    }
-
-
-def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
-    """Serve the app with granian until interrupted (`input-tokens serve`)."""
-    # granian's workers build the app from the target string, so the config travels in the
-    # environment that `ServerConfig.from_env` reads (all of it, so that no stale value leaks in).
-    os.environ.update(config.to_env())
-    run_granian(
-        "counter._server:create_app",
-        host=host,
-        port=port,
-        workers=workers,
-        factory=True,
-        header_timeout=config.timeout_seconds,
-    )
-
-
-def run_granian(
-    target: str,
-    *,
-    host: str,
-    port: int,
-    workers: int,
-    factory: bool = False,
-    working_dir: str | None = None,
-    header_timeout: float | None = None,
-) -> None:
-    """Run an ASGI `target` ("module:attribute") on granian as `serve` does; the server benchmark
-    runs its hello-world app through here too, so that both stand on the same stack.
-
-    `header_timeout` (seconds, default granian's 30) closes a connection whose request head has started
-    but not ended in time: `serve` passes the request timeout, which the app enforces on the body only.
-    """
-    try:
-        from math import ceil
-        from pathlib import Path
-
-        from granian import Granian
-        from granian.constants import Interfaces, Loops
-        from granian.http import HTTP1Settings
-    except ImportError:
-        raise ServerUnavailableError(
-            "`input-tokens serve` needs the server extra (granian): from a clone of input-tokens, "
-            "pip install '.[server]'"
-        ) from None
-    http1 = None if header_timeout is None else HTTP1Settings(header_read_timeout=ceil(header_timeout * 1000))
-    Granian(
-        target,
-        factory=factory,
-        address=host,
-        port=port,
-        workers=workers,
-        interface=Interfaces.ASGI,
-        loop=Loops.auto,
-        log_dictconfig=logging_config(),
-        log_access=False,  # the app writes its own access line, with the token count
-        respawn_failed_workers=True,
-        backlog=2048,
-        http1_settings=http1,
-        working_dir=Path(working_dir) if working_dir else None,
-    ).serve()
