@@ -109,14 +109,17 @@ LineResult = tuple[bytes, int, bool, tuple[str, ...]]
 
 def count_line(line: bytes, number: int, *, model: str | None = None, estimate: bool = False) -> LineResult:
     """Count one JSONL line (a body, or a Batch API line for /v1/responses). Never raises: a bad
-    line, or even a bug, becomes an error result line keyed like the others."""
+    line, or even a bug, becomes an error result line keyed like the others.
+
+    A result line has the total, never the per-section breakdown, so none is built
+    (`breakdown=False`: the same total and `estimated`, without joining every section's text)."""
     key: dict[str, Any] = {"line": number}
     ignored: tuple[str, ...] = ()
     estimated = False
     try:
         raw = _batch_object(line)
         if raw is None:
-            result = count(line, model=model, estimate=estimate)
+            result = count(line, model=model, estimate=estimate, breakdown=False)
         else:
             if isinstance(raw["custom_id"], str):
                 key = {"custom_id": raw["custom_id"]}
@@ -137,7 +140,7 @@ def count_line(line: bytes, number: int, *, model: str | None = None, estimate: 
             if ignored or unresolved:
                 drop = CREATE_ONLY_KEYS | UNRESOLVED_CREATE_KEYS
                 body = {k: v for k, v in body.items() if k not in drop}
-            result = count(body, model=model, estimate=estimate)
+            result = count(body, model=model, estimate=estimate, breakdown=False)
             estimated = bool(unresolved)
     except (InputTokensError, _LineError) as exc:
         return _encoder.encode({**key, **error_payload(exc)}), 0, False, ignored
