@@ -10,54 +10,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import time
-from collections import Counter as Tally
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import IO, Any
+from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 
 from counter import __version__
+from counter._batch import SourceError, Summary, error_payload, run_batch
 from counter._count import Count, count
-from counter._encoding import get_encoding
-from counter._errors import InputTokensError, UnresolvedError
+from counter._errors import InputTokensError
 
-__all__ = ["CREATE_ONLY_KEYS", "count_line", "main"]
-
-# Keys of a POST /v1/responses (create) body that POST /v1/responses/input_tokens does not take, and
-# that do not change the input token count: they shape sampling, storage, streaming, logging or the
-# output, never the prompt. A Batch API line may carry them; they are dropped and reported. OpenAI's
-# input_tokens reference says nothing about them: the list is the create parameters, read one by one.
-CREATE_ONLY_KEYS = frozenset(
-    {
-        "background",
-        "include",
-        "max_output_tokens",
-        "max_tool_calls",
-        "metadata",
-        "prompt_cache_key",
-        "prompt_cache_retention",
-        "safety_identifier",
-        "service_tier",
-        "store",
-        "stream",
-        "stream_options",
-        "temperature",
-        "top_logprobs",
-        "top_p",
-        "user",
-    }
-)
-# Create-only keys that do change the count: `prompt` names a stored prompt template whose text
-# lives on OpenAI's servers, so a line with it is unresolved (or, with --estimate, counted without).
-UNRESOLVED_CREATE_KEYS = frozenset({"prompt"})
-BATCH_URLS = frozenset({"/v1/responses", "/v1/responses/input_tokens"})
+__all__ = ["main"]
 
 _encoder = msgspec.json.Encoder()
-_any_decoder = msgspec.json.Decoder()
 
 
 class _UsageError(Exception):
@@ -197,7 +164,7 @@ def _count_one(args: argparse.Namespace) -> int:
     try:
         result = count(body, model=args.model, estimate=args.estimate)
     except InputTokensError as exc:
-        sys.stderr.write(_encoder.encode(_error_payload(exc)).decode() + "\n")
+        sys.stderr.write(_encoder.encode(error_payload(exc)).decode() + "\n")
         return 1
     sys.stdout.write(_encoder.encode(_result_payload(result, args.breakdown)).decode() + "\n")
     if args.breakdown:
@@ -239,229 +206,7 @@ def _breakdown_table(result: Count) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _error_payload(exc: BaseException) -> dict[str, Any]:
-    """OpenAI's error envelope for `exc`, its hints phrased for this command."""
-    to_dict = getattr(exc, "to_dict", None)
-    if not callable(to_dict):
-        return {"error": {"message": str(exc), "type": type(exc).__name__, "param": None, "code": None}}
-    payload: dict[str, Any] = to_dict()
-    if isinstance(exc, UnresolvedError):
-        error = payload["error"]
-        error["message"] = error["message"].split(" Pass a resolver", 1)[0] + (
-            " It cannot be looked up offline: send the content inline, or pass --estimate to count the rest "
-            "and mark the result estimated."
-        )
-    return payload
-
-
 # ------------------------------------------------------------------ JSONL batch
-
-
-class _BatchLine(msgspec.Struct, forbid_unknown_fields=True):
-    """An OpenAI Batch API input line."""
-
-    custom_id: str
-    method: str
-    url: str
-    body: dict[str, Any]
-
-
-class _LineError(Exception):
-    def to_dict(self) -> dict[str, Any]:
-        return {"error": {"message": str(self), "type": "invalid_request_error", "param": None, "code": None}}
-
-
-#: One counted line: (the result line, tokens, ok, the create-only keys ignored).
-LineResult = tuple[bytes, int, bool, tuple[str, ...]]
-
-
-def count_line(line: bytes, number: int, model: str | None = None, estimate: bool = False) -> LineResult:
-    """Count one JSONL line (a body, or a Batch API line for /v1/responses). Never raises: a bad
-    line, or even a bug, becomes an error result line keyed like the others."""
-    key: dict[str, Any] = {"line": number}
-    ignored: tuple[str, ...] = ()
-    estimated = False
-    try:
-        raw = _batch_object(line)
-        if raw is None:
-            result = count(line, model=model, estimate=estimate)
-        else:
-            if isinstance(raw["custom_id"], str):
-                key = {"custom_id": raw["custom_id"]}
-            batch = msgspec.convert(raw, _BatchLine)
-            if batch.method.upper() != "POST" or batch.url not in BATCH_URLS:
-                raise _LineError(
-                    f"Batch line for {batch.method} {batch.url}: only POST /v1/responses bodies can be counted."
-                )
-            body = batch.body
-            ignored = tuple(sorted(k for k in body if k in CREATE_ONLY_KEYS))
-            unresolved = sorted(k for k in body if k in UNRESOLVED_CREATE_KEYS)
-            if unresolved and not estimate:
-                raise UnresolvedError(
-                    f"'{unresolved[0]}' names a stored prompt template: its text, and so its cost, is not known "
-                    "offline.",
-                    param=unresolved[0],
-                )
-            if ignored or unresolved:
-                drop = CREATE_ONLY_KEYS | UNRESOLVED_CREATE_KEYS
-                body = {k: v for k, v in body.items() if k not in drop}
-            result = count(body, model=model, estimate=estimate)
-            estimated = bool(unresolved)
-    except (InputTokensError, _LineError) as exc:
-        return _encoder.encode({**key, **_error_payload(exc)}), 0, False, ignored
-    except msgspec.ValidationError as exc:
-        return _encoder.encode({**key, **_error_payload(_LineError(f"Invalid batch line: {exc}"))}), 0, False, ignored
-    except Exception as exc:  # a bug: report the line, keep the batch going
-        error = {"message": f"Internal error counting this line: {type(exc).__name__}: {exc}", "type": "server_error"}
-        return _encoder.encode({**key, "error": {**error, "param": None, "code": None}}), 0, False, ignored
-    # The same keys as a single count's JSON (`estimated` always there), keyed by line or custom_id.
-    out: dict[str, Any] = {**key, **result.to_dict(), "estimated": result.estimated or estimated}
-    if ignored:
-        out["ignored_keys"] = list(ignored)
-    return _encoder.encode(out), result.input_tokens, True, ignored
-
-
-def _batch_object(line: bytes) -> dict[str, Any] | None:
-    """The parsed line when it is a Batch API line (an object with `custom_id`), else None: the
-    line is then a body, counted (and its errors worded) exactly as the endpoint would."""
-    if b'"custom_id"' not in line:  # the cheap test first: a body is parsed once, by the counter
-        return None
-    try:
-        raw = _any_decoder.decode(line)
-    except msgspec.DecodeError:
-        return None
-    return raw if isinstance(raw, dict) and "custom_id" in raw else None
-
-
-#: A counted chunk, packed for the trip back to the parent: (its result lines joined, lines, tokens,
-#: errors, the create-only keys ignored). One object per chunk, not per line: with counting this
-#: cheap, unpickling and looping over 100k line tuples was a sixth of the all-core batch's work.
-ChunkResult = tuple[bytes, int, int, int, tuple[str, ...]]
-
-
-def _count_chunk(chunk: list[tuple[int, bytes]], model: str | None, estimate: bool) -> ChunkResult:
-    out: list[bytes] = []
-    tokens = errors = 0
-    ignored: list[str] = []
-    for number, line in chunk:
-        result, n, ok, dropped = count_line(line, number, model, estimate)
-        out.append(result)
-        tokens += n
-        errors += not ok
-        ignored += dropped
-    out.append(b"")
-    return b"\n".join(out), len(chunk), tokens, errors, tuple(ignored)
-
-
-#: A chunk closes at this many lines or bytes, whichever comes first; with a window of chunks in
-#: flight per worker, memory stays bounded whatever the file size (a single huge line aside).
-CHUNK_LINES = 256
-CHUNK_BYTES = 1 << 20
-WINDOW_PER_JOB = 4
-
-
-def _chunks(lines: Iterable[bytes]) -> Iterator[list[tuple[int, bytes]]]:
-    chunk: list[tuple[int, bytes]] = []
-    size = 0
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():  # blank lines are skipped, but keep their number
-            continue
-        chunk.append((number, line))
-        size += len(line)
-        if len(chunk) >= CHUNK_LINES or size >= CHUNK_BYTES:
-            yield chunk
-            chunk, size = [], 0
-    if chunk:
-        yield chunk
-
-
-#: The parent reads a file in blocks of this size to find where its chunks end.
-SCAN_BYTES = 1 << 20
-
-
-def _ranges(stream: IO[bytes]) -> Iterator[tuple[int, int, int]]:
-    """Chunks of a file as (start, end, number of the first line): the workers read the bytes
-    themselves, so the parent only finds line ends instead of sending every line through a pipe.
-
-    The same chunks as iterating over the lines, found by `bytes.find` in large blocks: iterating
-    made a line object of every line (CPU time the parent took from the workers, on a machine whose
-    every core counts).
-    """
-    start = offset = 0  # where the current chunk starts; where the current block starts
-    first, lines = 1, 0
-    while block := stream.read(SCAN_BYTES):
-        i = 0
-        while (j := block.find(b"\n", i)) >= 0:
-            i = j + 1
-            lines += 1
-            if lines >= CHUNK_LINES or offset + i - start >= CHUNK_BYTES:
-                yield start, offset + i, first
-                start, first, lines = offset + i, first + lines, 0
-        offset += len(block)
-    if offset > start:  # the last chunk, or a last line without its newline
-        yield start, offset, first
-
-
-_open_files: dict[str, IO[bytes]] = {}
-
-
-def _count_range(path: str, start: int, end: int, first: int, model: str | None, estimate: bool) -> ChunkResult:
-    f = _open_files.get(path)
-    if f is None:
-        f = _open_files[path] = open(path, "rb")  # noqa: SIM115 - kept open for the worker's next chunks
-    f.seek(start)
-    lines = f.read(end - start).split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()  # the newline that ends the range's last line
-    chunk = [(first + i, line) for i, line in enumerate(lines) if line.strip()]
-    return _count_chunk(chunk, model, estimate)
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _ignore_sigint() -> None:
-    # Ctrl-C reaches the whole process group: the parent stops the pool, the workers stay quiet.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _results(args: argparse.Namespace, stream: IO[bytes]) -> Iterator[ChunkResult]:
-    jobs = args.jobs or _cores()
-    if jobs == 1:
-        for chunk in _chunks(stream):
-            yield _count_chunk(chunk, args.model, args.estimate)
-        return
-    import multiprocessing
-
-    if sys.platform == "linux":
-        # Forked workers start with everything the parent loaded: the modules and, loaded here once,
-        # the main vocabulary. Spawned ones re-imported both, a fixed cost per worker that was a sizeable
-        # part of a 100k-line batch. The parent has no threads at this point, which is what makes fork safe.
-        get_encoding("o200k_base")
-        context = multiprocessing.get_context("fork")
-    else:  # macOS and Windows: fork is unsafe or missing there
-        context = multiprocessing.get_context("spawn")
-    # A bounded window of chunks in flight (Pool.imap would read the whole file ahead) keeps memory
-    # constant on a file of any size, and the results come back in input order.
-    # A regular file is read by the workers, by byte ranges; a pipe (stdin) is sent to them in chunks.
-    tasks: Iterator[tuple[Callable[..., ChunkResult], tuple[Any, ...]]]
-    if args.file != "-" and stream.seekable():
-        path = os.path.abspath(args.file)
-        tasks = ((_count_range, (path, *r, args.model, args.estimate)) for r in _ranges(stream))
-    else:
-        tasks = ((_count_chunk, (chunk, args.model, args.estimate)) for chunk in _chunks(stream))
-    with context.Pool(jobs, initializer=_ignore_sigint) as pool:
-        window: deque[Any] = deque()
-        for fn, task in tasks:
-            window.append(pool.apply_async(fn, task))
-            if len(window) >= WINDOW_PER_JOB * jobs:
-                yield window.popleft().get()
-        while window:
-            yield window.popleft().get()
 
 
 def _count_jsonl(args: argparse.Namespace) -> int:
@@ -469,36 +214,38 @@ def _count_jsonl(args: argparse.Namespace) -> int:
         raise _UsageError("--breakdown shows one body; it does not apply to --jsonl")
     if args.jobs < 0:
         raise _UsageError("--jobs must be 0 (every core) or more")
+    show = not args.no_progress and sys.stderr.isatty()
+    last = time.monotonic()
+
+    def progress(so_far: Summary) -> None:
+        nonlocal last
+        if (now := time.monotonic()) - last > 0.2:
+            last = now
+            lines, tokens, errors = so_far.lines, so_far.tokens, so_far.errors
+            rate = lines / max(so_far.seconds, 1e-9)
+            sys.stderr.write(f"\r{lines:,} lines  {tokens:,} tokens  {errors:,} errors  {rate:,.0f} lines/s")
+            sys.stderr.flush()
+
+    source = sys.stdin.buffer if args.file == "-" else args.file
     try:
-        stream: IO[bytes] = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise _UsageError(f"cannot read {args.file}: {exc.strerror}") from None
-    progress = not args.no_progress and sys.stderr.isatty()
-    lines = tokens = errors = 0
-    ignored: Tally[str] = Tally()
-    started = last = time.monotonic()
-    out = sys.stdout.buffer
-    try:
-        for results, n_lines, n_tokens, n_errors, dropped in _results(args, stream):
-            out.write(results)
-            lines += n_lines
-            tokens += n_tokens
-            errors += n_errors
-            ignored.update(dropped)
-            if progress and (now := time.monotonic()) - last > 0.2:
-                last = now
-                rate = lines / max(now - started, 1e-9)
-                sys.stderr.write(f"\r{lines:,} lines  {tokens:,} tokens  {errors:,} errors  {rate:,.0f} lines/s")
-                sys.stderr.flush()
+        summary = run_batch(
+            source,
+            sys.stdout.buffer,
+            jobs=args.jobs,
+            model=args.model,
+            estimate=args.estimate,
+            progress=progress if show else None,
+        )
+    except SourceError as exc:
+        show = False  # nothing was opened, so no progress line to clear
+        raise _UsageError(str(exc)) from None
     finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
-        out.flush()
-        if progress:
+        if show:
             sys.stderr.write("\r\033[K")
-    elapsed = time.monotonic() - started
-    sys.stderr.write(f"{lines} lines, {tokens} tokens, {errors} errors in {elapsed:.2f}s\n")
-    if ignored:
-        keys = ", ".join(f"{k} ({n})" for k, n in sorted(ignored.items()))
+    sys.stderr.write(
+        f"{summary.lines} lines, {summary.tokens} tokens, {summary.errors} errors in {summary.seconds:.2f}s\n"
+    )
+    if summary.ignored:
+        keys = ", ".join(f"{k} ({n})" for k, n in sorted(summary.ignored.items()))
         sys.stderr.write(f"ignored create-only keys that do not change the count: {keys}\n")
-    return 1 if errors else 0
+    return 1 if summary.errors else 0

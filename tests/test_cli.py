@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 import counter
 from counter import Count, count, count_input_tokens
-from counter._cli import CREATE_ONLY_KEYS, count_line, main
+from counter._batch import CREATE_ONLY_KEYS, count_line
+from counter._cli import main
 
 BODY = {"model": "gpt-4o", "input": "What is the capital of France?"}
 
@@ -296,12 +297,12 @@ def test_create_only_keys_are_not_count_keys() -> None:
 
 
 def test_a_bug_on_one_line_is_reported_and_the_batch_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    import counter._cli as cli
+    import counter._batch as batch
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise ZeroDivisionError("bug")
 
-    monkeypatch.setattr(cli, "count", broken)
+    monkeypatch.setattr(batch, "count", broken)
     result, tokens, ok, _ = count_line(json.dumps(BODY).encode(), 7)
     assert (tokens, ok) == (0, False)
     payload = json.loads(result)
@@ -316,7 +317,7 @@ def test_jsonl_model_override(tmp_path: pathlib.Path, capsys: pytest.CaptureFixt
 
 
 def test_jsonl_jobs_2_matches_jobs_1(tmp_path: pathlib.Path, dev_requests: list[dict[str, Any]]) -> None:
-    import counter._cli as cli
+    import counter._batch as batch
 
     # Several chunks per worker, so that ordering across the pool is exercised.
     bodies = [b for b in dev_requests if len(json.dumps(b)) < 20_000][:150]
@@ -325,7 +326,7 @@ def test_jsonl_jobs_2_matches_jobs_1(tmp_path: pathlib.Path, dev_requests: list[
     text = jsonl(*bodies, "", "{broken", *bodies).rstrip("\n")
     path = write(tmp_path, "dev.jsonl", text)
     outputs = []
-    script = "import sys, counter._cli as c; c.CHUNK_LINES = 16; sys.exit(c.main(sys.argv[1:]))"
+    script = "import sys, counter._batch as b, counter._cli as c; b.CHUNK_LINES = 16; sys.exit(c.main(sys.argv[1:]))"
     for jobs, source in (("1", path), ("2", path), ("2", "-")):
         done = subprocess.run(
             [sys.executable, "-c", script, "count", "--jsonl", "--jobs", jobs, source],
@@ -339,18 +340,18 @@ def test_jsonl_jobs_2_matches_jobs_1(tmp_path: pathlib.Path, dev_requests: list[
         assert b"1 errors" in done.stderr
     assert outputs[0] == outputs[1] == outputs[2]
     assert len(outputs[0].splitlines()) == 2 * len(bodies) + 1
-    assert cli.CHUNK_LINES == 256
+    assert batch.CHUNK_LINES == 256
 
 
 def _ranges_by_lines(data: bytes) -> list[tuple[int, int, int]]:
     """The chunks that iterating over the file's lines gives (what `_ranges` computes faster)."""
-    import counter._cli as cli
+    import counter._batch as batch
 
     out, start, pos, first, lines = [], 0, 0, 1, 0
     for line in io.BytesIO(data):
         pos += len(line)
         lines += 1
-        if lines >= cli.CHUNK_LINES or pos - start >= cli.CHUNK_BYTES:
+        if lines >= batch.CHUNK_LINES or pos - start >= batch.CHUNK_BYTES:
             out.append((start, pos, first))
             start, first, lines = pos, first + lines, 0
     if pos > start:
@@ -369,10 +370,10 @@ def test_file_ranges_are_the_chunks_of_its_lines(data: bytes, lines: int, size: 
     """Scanning in blocks ends chunks where iterating over lines does: at the same line ends, with
     the same line numbers, whatever the block size (lines longer than a block, a last line without
     its newline, empty lines)."""
-    import counter._cli as cli
+    import counter._batch as batch
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cli, "CHUNK_LINES", lines)
-        mp.setattr(cli, "CHUNK_BYTES", size)
-        mp.setattr(cli, "SCAN_BYTES", block)
-        assert list(cli._ranges(io.BytesIO(data))) == _ranges_by_lines(data)
+        mp.setattr(batch, "CHUNK_LINES", lines)
+        mp.setattr(batch, "CHUNK_BYTES", size)
+        mp.setattr(batch, "SCAN_BYTES", block)
+        assert list(batch._ranges(io.BytesIO(data))) == _ranges_by_lines(data)

@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from counter import count
-from counter._cli import count_line, main
+from counter._batch import count_line
+from counter._cli import main
 from counter._server import ESTIMATE_HEADER, ServerConfig, create_app
 
 

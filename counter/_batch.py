@@ -1,0 +1,367 @@
+"""The batch engine: count a JSONL file of request bodies (or OpenAI Batch API lines), in order,
+on one core or a pool of worker processes. `input-tokens count --jsonl` is its command-line face;
+any other engine (a dataframe function, a cluster recipe) calls the same two functions:
+
+- `count_line(line, number, *, model, estimate) -> LineResult`: one line, never raising; its result
+  line is the JSON that `--jsonl` prints for it (keyed by `line` number, or the Batch line's
+  `custom_id`), plus its tokens, whether it counted, and the create-only keys it ignored.
+- `run_batch(source, out, *, jobs, model, estimate, progress) -> Summary`: a whole file (a path, read
+  by the workers in byte ranges, or a binary stream, sent to them in chunks), its result lines
+  written to `out` in input order, and the counters the command's summary line reports.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections import Counter as Tally
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import msgspec
+
+from counter._count import count
+from counter._encoding import get_encoding
+from counter._errors import InputTokensError, UnresolvedError
+
+__all__ = [
+    "BATCH_URLS",
+    "CREATE_ONLY_KEYS",
+    "UNRESOLVED_CREATE_KEYS",
+    "LineResult",
+    "SourceError",
+    "Summary",
+    "count_line",
+    "error_payload",
+    "run_batch",
+]
+
+# Keys of a POST /v1/responses (create) body that POST /v1/responses/input_tokens does not take, and
+# that do not change the input token count: they shape sampling, storage, streaming, logging or the
+# output, never the prompt. A Batch API line may carry them; they are dropped and reported. OpenAI's
+# input_tokens reference says nothing about them: the list is the create parameters, read one by one.
+CREATE_ONLY_KEYS = frozenset(
+    {
+        "background",
+        "include",
+        "max_output_tokens",
+        "max_tool_calls",
+        "metadata",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "safety_identifier",
+        "service_tier",
+        "store",
+        "stream",
+        "stream_options",
+        "temperature",
+        "top_logprobs",
+        "top_p",
+        "user",
+    }
+)
+# Create-only keys that do change the count: `prompt` names a stored prompt template whose text
+# lives on OpenAI's servers, so a line with it is unresolved (or, with --estimate, counted without).
+UNRESOLVED_CREATE_KEYS = frozenset({"prompt"})
+BATCH_URLS = frozenset({"/v1/responses", "/v1/responses/input_tokens"})
+
+_encoder = msgspec.json.Encoder()
+_any_decoder = msgspec.json.Decoder()
+
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    """OpenAI's error envelope for `exc`, its hints phrased for the `input-tokens` command (a single
+    count's error, and a batch line's)."""
+    to_dict = getattr(exc, "to_dict", None)
+    if not callable(to_dict):
+        return {"error": {"message": str(exc), "type": type(exc).__name__, "param": None, "code": None}}
+    payload: dict[str, Any] = to_dict()
+    if isinstance(exc, UnresolvedError):
+        error = payload["error"]
+        error["message"] = error["message"].split(" Pass a resolver", 1)[0] + (
+            " It cannot be looked up offline: send the content inline, or pass --estimate to count the rest "
+            "and mark the result estimated."
+        )
+    return payload
+
+
+class _BatchLine(msgspec.Struct, forbid_unknown_fields=True):
+    """An OpenAI Batch API input line."""
+
+    custom_id: str
+    method: str
+    url: str
+    body: dict[str, Any]
+
+
+class _LineError(Exception):
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": {"message": str(self), "type": "invalid_request_error", "param": None, "code": None}}
+
+
+#: One counted line: (the result line, tokens, ok, the create-only keys ignored).
+LineResult = tuple[bytes, int, bool, tuple[str, ...]]
+
+
+def count_line(line: bytes, number: int, *, model: str | None = None, estimate: bool = False) -> LineResult:
+    """Count one JSONL line (a body, or a Batch API line for /v1/responses). Never raises: a bad
+    line, or even a bug, becomes an error result line keyed like the others.
+
+    A result line has the total, never the per-section breakdown, so none is built
+    (`breakdown=False`: the same total and `estimated`, without joining every section's text)."""
+    key: dict[str, Any] = {"line": number}
+    ignored: tuple[str, ...] = ()
+    estimated = False
+    try:
+        raw = _batch_object(line)
+        if raw is None:
+            result = count(line, model=model, estimate=estimate, breakdown=False)
+        else:
+            if isinstance(raw["custom_id"], str):
+                key = {"custom_id": raw["custom_id"]}
+            batch = msgspec.convert(raw, _BatchLine)
+            if batch.method.upper() != "POST" or batch.url not in BATCH_URLS:
+                raise _LineError(
+                    f"Batch line for {batch.method} {batch.url}: only POST /v1/responses bodies can be counted."
+                )
+            body = batch.body
+            ignored = tuple(sorted(k for k in body if k in CREATE_ONLY_KEYS))
+            unresolved = sorted(k for k in body if k in UNRESOLVED_CREATE_KEYS)
+            if unresolved and not estimate:
+                raise UnresolvedError(
+                    f"'{unresolved[0]}' names a stored prompt template: its text, and so its cost, is not known "
+                    "offline.",
+                    param=unresolved[0],
+                )
+            if ignored or unresolved:
+                drop = CREATE_ONLY_KEYS | UNRESOLVED_CREATE_KEYS
+                body = {k: v for k, v in body.items() if k not in drop}
+            result = count(body, model=model, estimate=estimate, breakdown=False)
+            estimated = bool(unresolved)
+    except (InputTokensError, _LineError) as exc:
+        return _encoder.encode({**key, **error_payload(exc)}), 0, False, ignored
+    except msgspec.ValidationError as exc:
+        return _encoder.encode({**key, **error_payload(_LineError(f"Invalid batch line: {exc}"))}), 0, False, ignored
+    except Exception as exc:  # a bug: report the line, keep the batch going
+        error = {"message": f"Internal error counting this line: {type(exc).__name__}: {exc}", "type": "server_error"}
+        return _encoder.encode({**key, "error": {**error, "param": None, "code": None}}), 0, False, ignored
+    # The same keys as a single count's JSON (`estimated` always there), keyed by line or custom_id.
+    out: dict[str, Any] = {**key, **result.to_dict(), "estimated": result.estimated or estimated}
+    if ignored:
+        out["ignored_keys"] = list(ignored)
+    return _encoder.encode(out), result.input_tokens, True, ignored
+
+
+def _batch_object(line: bytes) -> dict[str, Any] | None:
+    """The parsed line when it is a Batch API line (an object with `custom_id`), else None: the
+    line is then a body, counted (and its errors worded) exactly as the endpoint would."""
+    if b'"custom_id"' not in line:  # the cheap test first: a body is parsed once, by the counter
+        return None
+    try:
+        raw = _any_decoder.decode(line)
+    except msgspec.DecodeError:
+        return None
+    return raw if isinstance(raw, dict) and "custom_id" in raw else None
+
+
+#: A counted chunk, packed for the trip back to the parent: (its result lines joined, lines, tokens,
+#: errors, the create-only keys ignored). One object per chunk, not per line: with counting this
+#: cheap, unpickling and looping over 100k line tuples was a sixth of the all-core batch's work.
+ChunkResult = tuple[bytes, int, int, int, tuple[str, ...]]
+
+
+def _count_chunk(chunk: list[tuple[int, bytes]], model: str | None, estimate: bool) -> ChunkResult:
+    out: list[bytes] = []
+    tokens = errors = 0
+    ignored: list[str] = []
+    for number, line in chunk:
+        result, n, ok, dropped = count_line(line, number, model=model, estimate=estimate)
+        out.append(result)
+        tokens += n
+        errors += not ok
+        ignored += dropped
+    out.append(b"")
+    return b"\n".join(out), len(chunk), tokens, errors, tuple(ignored)
+
+
+#: A chunk closes at this many lines or bytes, whichever comes first; with a window of chunks in
+#: flight per worker, memory stays bounded whatever the file size (a single huge line aside).
+CHUNK_LINES = 256
+CHUNK_BYTES = 1 << 20
+WINDOW_PER_JOB = 4
+
+
+def _chunks(lines: Iterable[bytes]) -> Iterator[list[tuple[int, bytes]]]:
+    chunk: list[tuple[int, bytes]] = []
+    size = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():  # blank lines are skipped, but keep their number
+            continue
+        chunk.append((number, line))
+        size += len(line)
+        if len(chunk) >= CHUNK_LINES or size >= CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+#: The parent reads a file in blocks of this size to find where its chunks end.
+SCAN_BYTES = 1 << 20
+
+
+def _ranges(stream: IO[bytes]) -> Iterator[tuple[int, int, int]]:
+    """Chunks of a file as (start, end, number of the first line): the workers read the bytes
+    themselves, so the parent only finds line ends instead of sending every line through a pipe.
+
+    The same chunks as iterating over the lines, found by `bytes.find` in large blocks: iterating
+    made a line object of every line (CPU time the parent took from the workers, on a machine whose
+    every core counts).
+    """
+    start = offset = 0  # where the current chunk starts; where the current block starts
+    first, lines = 1, 0
+    while block := stream.read(SCAN_BYTES):
+        i = 0
+        while (j := block.find(b"\n", i)) >= 0:
+            i = j + 1
+            lines += 1
+            if lines >= CHUNK_LINES or offset + i - start >= CHUNK_BYTES:
+                yield start, offset + i, first
+                start, first, lines = offset + i, first + lines, 0
+        offset += len(block)
+    if offset > start:  # the last chunk, or a last line without its newline
+        yield start, offset, first
+
+
+_open_files: dict[str, IO[bytes]] = {}
+
+
+def _count_range(path: str, start: int, end: int, first: int, model: str | None, estimate: bool) -> ChunkResult:
+    f = _open_files.get(path)
+    if f is None:
+        f = _open_files[path] = open(path, "rb")  # noqa: SIM115 - kept open for the worker's next chunks
+    f.seek(start)
+    lines = f.read(end - start).split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the newline that ends the range's last line
+    chunk = [(first + i, line) for i, line in enumerate(lines) if line.strip()]
+    return _count_chunk(chunk, model, estimate)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the pool, the workers stay quiet.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _results(
+    stream: IO[bytes], path: str | None, jobs: int, model: str | None, estimate: bool
+) -> Iterator[ChunkResult]:
+    jobs = jobs or _cores()
+    if jobs == 1:
+        for chunk in _chunks(stream):
+            yield _count_chunk(chunk, model, estimate)
+        return
+    import multiprocessing
+
+    if sys.platform == "linux":
+        # Forked workers start with everything the parent loaded: the modules and, loaded here once,
+        # the main vocabulary. Spawned ones re-imported both, a fixed cost per worker that was a sizeable
+        # part of a 100k-line batch. The parent has no threads at this point, which is what makes fork safe.
+        get_encoding("o200k_base")
+        context = multiprocessing.get_context("fork")
+    else:  # macOS and Windows: fork is unsafe or missing there
+        context = multiprocessing.get_context("spawn")
+    # A bounded window of chunks in flight (Pool.imap would read the whole file ahead) keeps memory
+    # constant on a file of any size, and the results come back in input order.
+    # A regular file is read by the workers, by byte ranges; a pipe (stdin) is sent to them in chunks.
+    tasks: Iterator[tuple[Callable[..., ChunkResult], tuple[Any, ...]]]
+    if path is not None and stream.seekable():
+        path = os.path.abspath(path)
+        tasks = ((_count_range, (path, *r, model, estimate)) for r in _ranges(stream))
+    else:
+        tasks = ((_count_chunk, (chunk, model, estimate)) for chunk in _chunks(stream))
+    with context.Pool(jobs, initializer=_ignore_sigint) as pool:
+        window: deque[Any] = deque()
+        for fn, task in tasks:
+            window.append(pool.apply_async(fn, task))
+            if len(window) >= WINDOW_PER_JOB * jobs:
+                yield window.popleft().get()
+        while window:
+            yield window.popleft().get()
+
+
+class SourceError(Exception):
+    """`run_batch` could not open the file it was given (nothing was counted or written)."""
+
+
+@dataclass
+class Summary:
+    """What a batch counted: lines (blank ones aside), tokens of the lines that counted, lines that
+    did not, the create-only keys ignored (key: lines), and the seconds it took. Up to date at each
+    `progress` call, final when `run_batch` returns."""
+
+    lines: int = 0
+    tokens: int = 0
+    errors: int = 0
+    ignored: Tally[str] = field(default_factory=Tally)
+    seconds: float = 0.0
+
+
+def run_batch(
+    source: str | os.PathLike[str] | IO[bytes],
+    out: IO[bytes],
+    *,
+    jobs: int = 1,
+    model: str | None = None,
+    estimate: bool = False,
+    progress: Callable[[Summary], None] | None = None,
+) -> Summary:
+    """Count every line of `source` and write its result lines (`count_line`'s, each ending in a
+    newline) to `out`, in input order; blank lines are skipped but keep their number.
+
+    `source` is a path (opened here, and read by the workers themselves in byte ranges when it is a
+    regular file; `SourceError` when it cannot be opened) or a binary stream (read here and sent to
+    the workers in chunks; not closed). `jobs` is the number of worker processes, 0 for every core,
+    1 for none. `progress`, when given, is called with the summary so far after each chunk (of up to
+    `CHUNK_LINES` lines). A bad line is an error line in the output, never an exception.
+    """
+    if jobs < 0:
+        raise ValueError("jobs must be 0 (every core) or more")
+    path: str | None = None
+    if isinstance(source, str | os.PathLike):
+        path = os.fspath(source)
+        try:
+            stream: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
+    else:
+        stream = source
+    summary = Summary()
+    started = time.monotonic()
+    try:
+        for results, n_lines, n_tokens, n_errors, dropped in _results(stream, path, jobs, model, estimate):
+            out.write(results)
+            summary.lines += n_lines
+            summary.tokens += n_tokens
+            summary.errors += n_errors
+            summary.ignored.update(dropped)
+            if progress is not None:
+                summary.seconds = time.monotonic() - started
+                progress(summary)
+    finally:
+        if path is not None:
+            stream.close()
+        out.flush()
+    summary.seconds = time.monotonic() - started
+    return summary
