@@ -19,8 +19,9 @@ import pytest
 
 import counter
 import generated
-from counter import _count, _render
+from counter import _count
 from counter._encoding import TokenizerError
+from counter._render import _context, _families, _items, _tools, _walk
 
 # ------------------------------------------------------------------------------------------------ helpers
 
@@ -410,14 +411,15 @@ def _members(alias: object) -> set[type]:
 
 def test_dispatch_tables_cover_the_generated_unions() -> None:
     tables = generated.TAGGED_UNIONS
-    assert set(tables["$.input<array>[]"].values()) == _members(generated.InputItem) == set(_render._ITEM_HANDLERS)
-    assert len(_render._ITEM_HANDLERS) == 30  # 27 + compaction_trigger, program, program_output (2026-08-21)
-    assert set(tables["$.tools[]"].values()) == _members(generated.Tool) == set(_render._TOOL_HANDLERS)
-    assert set(tables["$.text.format"].values()) == _members(generated.TextFormat) == set(_render._FORMAT_HANDLERS)
+    assert set(tables["$.input<array>[]"].values()) == _members(generated.InputItem) == set(_items._ITEM_HANDLERS)
+    assert set(_items._ITEM_HANDLERS) == _context._INPUT_ITEMS  # a resolver's typed item needs no decoding
+    assert len(_items._ITEM_HANDLERS) == 30  # 27 + compaction_trigger, program, program_output (2026-08-21)
+    assert set(tables["$.tools[]"].values()) == _members(generated.Tool) == set(_tools._TOOL_HANDLERS)
+    assert set(tables["$.text.format"].values()) == _members(generated.TextFormat) == set(_tools._FORMAT_HANDLERS)
     choices = {str, *tables["$.tool_choice{tagged}"].values()}
-    assert choices == _members(generated.ToolChoice) == set(_render._CHOICE_HANDLERS)
-    for rules in (_render.HARMONY, _render.CHATML):
-        assert set(rules.hosted) == set(_render._TOOL_HANDLERS) - {
+    assert choices == _members(generated.ToolChoice) == set(_tools._CHOICE_HANDLERS)
+    for rules in (_families.HARMONY, _families.CHATML):
+        assert set(rules.hosted) == set(_tools._TOOL_HANDLERS) - {
             generated.FunctionTool,
             generated.CustomTool,
             generated.NamespaceTool,
@@ -425,12 +427,12 @@ def test_dispatch_tables_cover_the_generated_unions() -> None:
 
 
 def test_exhaustiveness_check_fails_loudly() -> None:
-    table = dict(_render._ITEM_HANDLERS)
+    table = dict(_items._ITEM_HANDLERS)
     del table[generated.Compaction]
     with pytest.raises(RuntimeError, match="Compaction"):
-        _render._check_exhaustive(table, ["$.input<array>[]"], "input item")
+        _walk._check_exhaustive(table, ["$.input<array>[]"], "input item")
     with pytest.raises(RuntimeError, match="Fake"):
-        _render._check_exhaustive({**_render._ITEM_HANDLERS, Fake: None}, ["$.input<array>[]"], "input item")
+        _walk._check_exhaustive({**_items._ITEM_HANDLERS, Fake: None}, ["$.input<array>[]"], "input item")
 
 
 @pytest.mark.parametrize("where", ["input", "tools", "tool_choice"])

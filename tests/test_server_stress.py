@@ -238,7 +238,8 @@ def test_schemathesis(case: Any) -> None:
 
 
 def test_computer_call_without_action_is_not_a_500() -> None:
-    """Regression, found by schemathesis's coverage phase: counter/_render.py encoded msgspec's UNSET."""
+    """Regression, found by schemathesis's coverage phase: counter/_render.py (now counter/_render/_items.py)
+    encoded msgspec's UNSET."""
     item = {"type": "computer_call", "id": "", "call_id": "", "pending_safety_checks": [], "status": "completed"}
     body = {"input": [item]}
 

@@ -1,0 +1,257 @@
+"""The walk: `render` itself, the flattened history (stored items, item references), the
+exhaustiveness check of every dispatch table against generated/, and the memos' info and clearing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import msgspec
+
+import generated as g
+from counter import _deadline
+from counter._errors import CountTimeoutError, InvalidRequestError
+from counter._lru import BoundedLRU
+from counter._models import ModelInfo
+from counter._pieces import Fixed
+from counter._render._content import _FILE_TEXTS, _PART_HANDLERS
+from counter._render._context import _TAGS, Section, _Ctx, _dispatch
+from counter._render._families import _FAMILIES
+from counter._render._items import _ITEM_HANDLERS
+from counter._render._tools import (
+    _CHOICE_HANDLERS,
+    _FORMAT_HANDLERS,
+    _FORMATS,
+    _INNER_DECLS,
+    _TOOL_HANDLERS,
+    _TOOLS,
+    _info_id,
+    _tools_pieces,
+)
+from counter._resolve import Resolver
+
+# ------------------------------------------------------------------------------------------------
+# Memos
+# ------------------------------------------------------------------------------------------------
+
+_MEMOS: Final[dict[str, BoundedLRU[Any, Any]]] = {
+    "response_formats": _FORMATS,
+    "tools": _TOOLS,
+    "file_texts": _FILE_TEXTS,
+}
+
+
+def memo_info() -> dict[str, dict[str, int]]:
+    """Sizes and hit counts of the rendering memos (see `counter.cache_info`)."""
+    return {name: memo.info() for name, memo in _MEMOS.items()}
+
+
+def memo_clear() -> None:
+    """Forget every remembered rendering."""
+    for memo in _MEMOS.values():
+        memo.clear()
+
+
+# ------------------------------------------------------------------------------------------------
+# Exhaustiveness of the dispatch tables
+# ------------------------------------------------------------------------------------------------
+
+
+def _check_exhaustive(table: Mapping[type, object], unions: Iterable[str], what: str, *untagged: type) -> None:
+    """Every class of the tagged unions at these wire paths (generated/_unions.py), and the `untagged`
+    members they also admit (a string), has a rule, and no rule is for a class they no longer have."""
+    expected = frozenset((*untagged, *(cls for path in unions for cls in g.TAGGED_UNIONS[path].values())))
+    missing = expected - table.keys()
+    stale = table.keys() - expected
+    if missing or stale:
+        raise RuntimeError(
+            f"counter/_render/ {what} dispatch is out of date with generated/: "
+            f"no rule for {sorted(c.__name__ for c in missing)}, rules for unknown {sorted(c.__name__ for c in stale)}"
+        )
+
+
+_CONTENT_UNIONS: Final = (
+    "$.input<array>[]<message>.content<array>[]",
+    "$.input<array>[]<function_call_output>.output<array>[]",
+    "$.input<array>[]<custom_tool_call_output>.output<array>[]",
+)
+_check_exhaustive(_ITEM_HANDLERS, ["$.input<array>[]"], "input item")
+_check_exhaustive(_PART_HANDLERS, _CONTENT_UNIONS, "content part")
+_check_exhaustive(_TOOL_HANDLERS, ["$.tools[]"], "tool")
+_check_exhaustive(_INNER_DECLS, ["$.tools[]<namespace>.tools[]"], "namespace tool")
+_check_exhaustive(_CHOICE_HANDLERS, ["$.tool_choice{tagged}"], "tool_choice", str)  # "none", "auto", ...
+_check_exhaustive(_FORMAT_HANDLERS, ["$.text.format"], "text.format")
+for _fam in _FAMILIES.values():
+    _check_exhaustive(
+        {**_fam.hosted, g.FunctionTool: 0, g.CustomTool: 0, g.NamespaceTool: 0},
+        ["$.tools[]"],
+        f"{_fam.name} hosted tool",
+    )
+
+# ------------------------------------------------------------------------------------------------
+# The walk
+# ------------------------------------------------------------------------------------------------
+
+# "input[0]", "input[1]", ...: formatted once at import (~65 KB), not for every item of every count.
+_INPUT_PARAMS: Final = tuple(f"input[{k}]" for k in range(1024))
+
+
+def _input_params(n: int) -> tuple[str, ...]:
+    """("input[0]", ..., "input[n-1]")."""
+    if n <= len(_INPUT_PARAMS):
+        return _INPUT_PARAMS[:n]
+    return (*_INPUT_PARAMS, *(f"input[{k}]" for k in range(len(_INPUT_PARAMS), n)))
+
+
+def _flatten(ctx: _Ctx, sections: list[Section]) -> None:
+    """Stored history, then the input, as one list of items; item references resolved."""
+    request = ctx.request
+    items_out, params = ctx.items, ctx.params
+    if isinstance(request.previous_response_id, str) or isinstance(request.conversation, _CONVERSATION_IDS):
+        _stored_history(ctx, sections)
+
+    items = request.input
+    base = len(items_out)  # input items from here on; stored ones before
+    if isinstance(items, str):
+        # A string input is one user message [OFF].
+        items_out.append(g.Message(role="user", content=items))
+        params.append("input")
+    elif isinstance(items, list):
+        items_out += items
+        params += _input_params(len(items))
+
+    # One pass over the items: item references in the input resolved, and what handlers read about
+    # their neighbours: call names by call_id, the last user message, and which items are function
+    # calls (padded on both ends so that a neighbour lookup never checks bounds).
+    is_call = [False]
+    call_names = ctx.call_names
+    function_call, custom_call, message, reference = g.FunctionCall, g.CustomToolCall, g.Message, g.ItemReference
+    for k, item in enumerate(items_out):
+        cls = item.__class__
+        if cls is reference and k >= base:
+            item = items_out[k] = _resolve_reference(ctx, item, params[k])
+            cls = item.__class__
+        if cls is function_call or cls is custom_call:
+            namespace = item.namespace if isinstance(item.namespace, str) else "functions"
+            call_names[item.call_id] = f"{namespace}.{item.name}"
+        elif cls is message and item.role == "user":
+            ctx.last_user = k
+        is_call.append(cls is function_call)
+    is_call.append(False)
+    ctx.is_call = is_call
+
+
+# A conversation given by id (a string or {"id": ...}): its items are stored on OpenAI's servers.
+_CONVERSATION_IDS: Final = (str, g.ConversationParam)
+
+
+def _stored_history(ctx: _Ctx, sections: list[Section]) -> None:
+    """The items before the input that `previous_response_id` or `conversation` name, from the
+    resolver (or an estimated empty section when nobody can resolve them)."""
+    request, resolver = ctx.request, ctx.resolver
+    previous = request.previous_response_id if isinstance(request.previous_response_id, str) else None
+    conversation = request.conversation
+    conversation_id = conversation if isinstance(conversation, str) else None
+    if isinstance(conversation, g.ConversationParam):
+        conversation_id = conversation.id
+    field_name = "previous_response_id" if previous is not None else "conversation"
+    stored = resolver.items_before(previous, conversation_id) if resolver is not None else None
+    if stored is None:
+        ctx.unresolved(
+            field_name,
+            f"'{field_name}' names history stored on OpenAI's servers ({previous or conversation_id!r}): "
+            "its items are not known offline.",
+        )
+        sections.append(Section(field_name, [Fixed(0, True, "stored history not available: 0 (estimate)")]))
+    else:
+        for k, value in enumerate(stored):
+            param = f"{field_name}[{k}]"
+            ctx.items.append(ctx.decode_item(value, param, "items_before()"))
+            ctx.params.append(param)
+
+
+def _resolve_reference(ctx: _Ctx, item: g.ItemReference, param: str) -> Any:
+    """The stored item an input item_reference names, from the resolver; the reference itself when
+    nobody can resolve it and the caller asked for an estimate."""
+    found = ctx.resolver.item(item.id) if ctx.resolver is not None else None
+    if found is None:
+        ctx.unresolved(param, f"'{param}' is an item_reference to {item.id!r}, an item stored on OpenAI's servers.")
+        return item
+    resolved = ctx.decode_item(found, param, "item()")
+    if isinstance(resolved, g.ItemReference):
+        raise InvalidRequestError(
+            f"The resolver's item for '{param}' is itself an item_reference.", param=param, code="invalid_value"
+        )
+    return resolved
+
+
+def render(
+    request: g.InputTokenCountRequest,
+    info: ModelInfo,
+    *,
+    resolver: Resolver | None = None,
+    estimate: bool = False,
+) -> list[Section]:
+    """The request as the model sees it, in labelled sections of pieces (see the module docstring).
+
+    Raises `UnresolvedError` for state nobody resolved (unless `estimate`), `InvalidRequestError`
+    for unreadable images or files, `TypeError` for an object of a kind no rule covers.
+    """
+    ctx = _Ctx(request, info, resolver, estimate)
+    fam = ctx.fam
+    new = tuple.__new__  # builds a Section without the NamedTuple's Python-level __new__ (half the cost)
+    sections: list[Section] = []
+    if ctx.instructions:
+        # A system (ChatML) or developer (harmony) message; "" adds nothing (§1 [API]).
+        sections.append(new(Section, ("instructions", fam.message(fam.system_role, None, [ctx.instructions]), None)))
+    if isinstance(request.tools, list) and request.tools:
+        key = (_info_id(info), bool(ctx.instructions), msgspec.json.encode(request.tools))
+        tools = _TOOLS.get(key)
+        if tools is None:
+            tools = (tuple(_tools_pieces(ctx, request.tools)), {})
+            _TOOLS.put(key, tools)
+        sections.append(Section("tools", *tools))
+    if request.tool_choice is not msgspec.UNSET and request.tool_choice is not None:  # null: as if absent
+        choice = request.tool_choice
+        pieces = _dispatch(_CHOICE_HANDLERS, choice, "tool_choice")(ctx, choice)
+        if pieces:
+            sections.append(Section("tool_choice", pieces))
+    if isinstance(request.text, g.TextConfig) and request.text.format not in (msgspec.UNSET, None):
+        fmt = request.text.format
+        pieces = _dispatch(_FORMAT_HANDLERS, fmt, "text.format")(ctx, fmt)
+        if pieces:
+            sections.append(Section("text.format", pieces))
+    if isinstance(request.personality, str):
+        # A model-owned style preset: its text is not public (docs/rendering.md §10).
+        why = f"personality {request.personality!r}: the preset's text is not public (estimate)"
+        sections.append(Section("personality", [Fixed(0, True, why)]))
+    if isinstance(request.reasoning, g.ReasoningConfig) and request.reasoning.context == "all_turns":
+        # Earlier turns' reasoning kept (2026-08-21 document); the counter drops reasoning before the
+        # last user message as the recorded counts show for the default (§4): not known here.
+        why = "reasoning.context all_turns: earlier turns' reasoning is dropped here (estimate)"
+        sections.append(Section("reasoning.context", [Fixed(0, True, why)]))
+    if isinstance(request.reasoning, g.ReasoningConfig) and request.reasoning.mode == "pro":
+        # `reasoning.mode: "pro"` adds about 1537 hidden tokens (docs/rendering.md §1, 2 cases): estimate.
+        sections.append(Section("reasoning.mode", [Fixed(1537, True, "reasoning mode pro (estimate)")]))
+
+    _flatten(ctx, sections)
+    # Items are rendered afresh on every count. Remembering them by content cost more than it saved:
+    # the key (each item encoded and hashed) cost about what rendering the item does on tests/bench.py's
+    # large body, whose items carry images, and a next turn measured the same with and without it.
+    # What a next turn saves is tokenizing, and the text cache keeps that.
+    handlers, tags, params = _ITEM_HANDLERS, _TAGS, ctx.params  # locals: a loop per item
+    deadline, monotonic = _deadline.current(), _deadline.monotonic
+    for k, item in enumerate(ctx.items):
+        if deadline is not None and monotonic() > deadline[0]:
+            raise CountTimeoutError(deadline[1])
+        param = params[k]
+        cls = item.__class__
+        handler = handlers.get(cls) or _dispatch(handlers, item, "input item")
+        sections.append(new(Section, (f"{param} {tags[cls]}", handler(ctx, k, item), None)))
+    sections.append(_PRIMING[fam.name])
+    return sections
+
+
+# The priming is the same for every request of a family: one section each, whose counts are shared
+# like the tools' (counted once per encoding, not on every count).
+_PRIMING: Final[dict[str, Section]] = {name: Section("priming", fam.priming, {}) for name, fam in _FAMILIES.items()}
