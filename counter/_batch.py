@@ -26,7 +26,7 @@ import msgspec
 
 from counter._count import count
 from counter._encoding import get_encoding
-from counter._errors import InputTokensError, UnresolvedError
+from counter._errors import InputTokensError, Remedy, UnresolvedError, library_remedy
 
 __all__ = [
     "BATCH_URLS",
@@ -74,19 +74,26 @@ _any_decoder = msgspec.json.Decoder()
 
 
 def error_payload(exc: BaseException) -> dict[str, Any]:
-    """OpenAI's error envelope for `exc`, its hints phrased for the `input-tokens` command (a single
+    """OpenAI's error envelope for `exc`, its remedy worded for the `input-tokens` command (a single
     count's error, and a batch line's)."""
-    to_dict = getattr(exc, "to_dict", None)
-    if not callable(to_dict):
+    if not isinstance(exc, InputTokensError):
         return {"error": {"message": str(exc), "type": type(exc).__name__, "param": None, "code": None}}
-    payload: dict[str, Any] = to_dict()
-    if isinstance(exc, UnresolvedError):
-        error = payload["error"]
-        error["message"] = error["message"].split(" Pass a resolver", 1)[0] + (
-            " It cannot be looked up offline: send the content inline, or pass --estimate to count the rest "
+    payload = exc.to_dict()
+    if exc.remedy is not None:
+        payload["error"]["message"] = f"{exc.message} {command_remedy(exc.remedy)}"
+    return payload
+
+
+def command_remedy(remedy: Remedy) -> str:
+    """What the `input-tokens` command's user can do (the library's wording names Python arguments)."""
+    if remedy.kind == "resolve":
+        return (
+            "It cannot be looked up offline: send the content inline, or pass --estimate to count the rest "
             "and mark the result estimated."
         )
-    return payload
+    if remedy.kind == "alias":
+        return f"Pass --model with one of them to count {remedy.subject!r} like that model."
+    return library_remedy(remedy)
 
 
 class _BatchLine(msgspec.Struct, forbid_unknown_fields=True):

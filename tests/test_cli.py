@@ -161,6 +161,7 @@ def test_unresolved_exits_1_and_estimate_counts(tmp_path: pathlib.Path, capsys: 
     error = json.loads(err)["error"]
     assert (error["param"], error["code"]) == ("previous_response_id", "unresolved_reference")
     assert "--estimate" in error["message"]
+    assert "counter.Resolver" not in error["message"]  # the remedy in the command's words, not Python's
     code, out, err = run(["count", "--estimate", path], capsys)
     assert code == 0
     assert json.loads(out) == {
@@ -377,3 +378,12 @@ def test_file_ranges_are_the_chunks_of_its_lines(data: bytes, lines: int, size: 
         mp.setattr(batch, "CHUNK_BYTES", size)
         mp.setattr(batch, "SCAN_BYTES", block)
         assert list(batch._ranges(io.BytesIO(data))) == _ranges_by_lines(data)
+
+
+def test_an_unknown_model_says_what_to_pass(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "b.json", json.dumps({"model": "my-llm", "input": "hi"}))
+    code, _, err = run(["count", path], capsys)
+    error = json.loads(err)["error"]
+    assert (code, error["param"], error["code"]) == (1, "model", "invalid_value")
+    assert "Pass --model with one of them to count 'my-llm' like that model." in error["message"]
+    assert "register_alias" not in error["message"]

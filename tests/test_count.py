@@ -361,8 +361,10 @@ def test_unresolved_raises_by_default(body: dict[str, Any], param: str) -> None:
     assert isinstance(err, LookupError)
     assert isinstance(err, counter.InputTokensError)
     assert (err.param, err.code) == (param, "unresolved_reference")
-    assert "resolver" in err.message
-    assert "estimate=True" in err.message
+    assert err.remedy == counter.Remedy("resolve")
+    assert "resolver" not in err.message  # the remedy is its own field; str() words it for Python
+    assert "counter.Resolver" in str(err)
+    assert "estimate=True" in str(err)
     assert err.to_dict()["error"]["code"] == "unresolved_reference"
     # A resolver that knows nothing changes nothing.
     with pytest.raises(counter.UnresolvedError):

@@ -117,6 +117,13 @@ def test_unresolved_state_is_a_400_with_param_and_code() -> None:
     assert "counter.Resolver" not in error["message"]
 
 
+def test_an_unknown_model_is_a_400_in_the_servers_words() -> None:
+    error = error_of(call("POST", COUNT, body={"model": "my-llm", "input": "hi"}))
+    assert (error["param"], error["code"]) == ("model", "invalid_value")
+    assert "an application that embeds the counter can map 'my-llm' to one" in error["message"]
+    assert "counter.register_alias(" not in error["message"]
+
+
 def test_estimate_mode_counts_and_says_so_in_a_header() -> None:
     response = call("POST", COUNT, body=UNRESOLVED, config=ServerConfig(estimate=True))
     assert response.status_code == 200

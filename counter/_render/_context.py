@@ -65,12 +65,8 @@ class _Ctx:
 
     def unresolved(self, param: str, message: str) -> None:
         """Raise `UnresolvedError` unless the caller asked for an estimate."""
-        if not self.estimate:
-            raise UnresolvedError(
-                f"{message} Pass a resolver (counter.Resolver) that can answer for it, or estimate=True "
-                "to count the rest and get a result marked as an estimate.",
-                param=param,
-            )
+        if not self.estimate:  # what to do about it is the error's remedy, which each face words
+            raise UnresolvedError(message, param=param)
 
     def decode_item(self, value: object, param: str, source: str) -> Any:
         """A resolver's answer as a typed item, validated by the request decoder."""

@@ -73,7 +73,8 @@ def _has_props(parameters: Mapping[str, Any] | None) -> bool:
 def _tool_function(ctx: _Ctx, tool: g.FunctionTool) -> _ToolOut:
     # TypeScript-like declaration in the `functions` namespace (docs/rendering.md §2 [OFF, API]).
     description = tool.description if isinstance(tool.description, str) else None
-    # `parameters` may be absent or null (the document: required but nullable): as no parameters (estimate).
+    # `parameters` may be absent or null (the document: required but nullable): a tool without parameters
+    # is declared `() => any`, as with `{}` (docs/rendering.md §2 [OFF]).
     parameters = tool.parameters if isinstance(tool.parameters, dict) else {}
     decl = function_declaration(tool.name, description, parameters)
     return _ToolOut(decl, not _has_props(parameters), bool(description), _tool_extras(tool))

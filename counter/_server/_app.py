@@ -16,7 +16,7 @@ import msgspec
 
 from counter._count import Count, count
 from counter._depth import nesting_exceeds
-from counter._errors import CountTimeoutError, InputTokensError, UnresolvedError
+from counter._errors import CountTimeoutError, InputTokensError, Remedy, library_remedy
 from counter._server._config import ESTIMATE_HEADER, MiB, ServerConfig
 from counter._server._logging import BufferedStreamHandler, _access_record, _loggable, access_log, error_log
 from counter._server._openapi import openapi_document
@@ -268,15 +268,8 @@ class _App:
         return count(body, estimate=self.config.estimate, breakdown=False, timeout=left)
 
     def _from_library(self, exc: InputTokensError) -> _HTTPError:
-        message = getattr(exc, "message", str(exc))
-        if isinstance(exc, UnresolvedError):
-            # The library's hint names its Python API; say what a client of this server can do.
-            message = message.split(" Pass a resolver", 1)[0] + (
-                " This server counts offline and cannot look it up: send the content inline, or run the "
-                "server with --estimate to count the rest and get a result marked by the "
-                f"'{ESTIMATE_HEADER}: true' header."
-            )
-        return _HTTPError(400, message, code=getattr(exc, "code", None), param=getattr(exc, "param", None))
+        message = exc.message if exc.remedy is None else f"{exc.message} {_server_remedy(exc.remedy)}"
+        return _HTTPError(400, message, code=exc.code, param=exc.param)
 
     def _timeout(self) -> _HTTPError:
         return _HTTPError(
@@ -376,6 +369,18 @@ async def _lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+def _server_remedy(remedy: Remedy) -> str:
+    """What a client of this server can do (the library's wording names Python arguments)."""
+    if remedy.kind == "resolve":
+        return (
+            "This server counts offline and cannot look it up: send the content inline, or run the server with "
+            f"--estimate to count the rest and get a result marked by the '{ESTIMATE_HEADER}: true' header."
+        )
+    if remedy.kind == "alias":
+        return f"Send one of them; an application that embeds the counter can map {remedy.subject!r} to one."
+    return library_remedy(remedy)
 
 
 def create_app(config: ServerConfig | None = None) -> ASGIApp:
