@@ -21,7 +21,7 @@ from counter._encoding import TokenizerError, counter_for, known_counts
 from counter._errors import CountTimeoutError, InputTokensError, InvalidRequestError, Remedy
 from counter._models import ModelInfo, UnknownModelError, known_models, lookup_model
 from counter._pieces import Special, render_text
-from counter._render import memo_clear, memo_info, render
+from counter._render import memo_clear, memo_configure, memo_info, render
 from counter._resolve import Resolver
 
 __all__ = [
@@ -270,13 +270,23 @@ def count_input_tokens(
 
 
 def cache_info() -> dict[str, dict[str, int]]:
-    """What the caches hold: entries, size (characters of text, bytes of schema) and hits.
+    """What each cache holds, by name: `entries`, `size` against `max_size`, `max_entries`, `hits`, `misses`.
 
-    Agents resend the same tools, instructions and history every turn; counts of long texts, the
-    renderings of tool lists and response formats, and the text of inline files are remembered by
-    content, within fixed bounds.
+    Agents resend the same tools, instructions and history every turn; counts of long texts
+    (`text`), the renderings of tool lists (`tools`) and response formats (`response_formats`), and
+    the text of inline files (`file_texts`) are remembered by content, within fixed bounds. Sizes are
+    characters for `text` and `file_texts`, bytes of JSON for `tools` and `response_formats`.
     """
-    return {"text": _encoding.cache_info(), **memo_info()}
+    text = _encoding.cache_info()
+    text = {
+        "entries": text["entries"],
+        "size": text["chars"],
+        "max_size": text["max_chars"],
+        "max_entries": text["max_entries"],
+        "hits": text["hits"],
+        "misses": text["misses"],
+    }
+    return {"text": text, **memo_info()}
 
 
 def cache_clear() -> None:
@@ -285,6 +295,22 @@ def cache_clear() -> None:
     memo_clear()
 
 
-def configure_cache(*, max_chars: int, max_entries: int = 100_000) -> None:
-    """Bound the text-count cache (default 16 million characters, 100,000 entries); 0 disables it."""
-    _encoding.configure_cache(max_chars=max_chars, max_entries=max_entries)
+def configure_cache(name: str | None = None, *, max_size: int, max_entries: int | None = None) -> None:
+    """Bound one cache of `cache_info()` by its name, or every cache when `name` is None.
+
+    `max_size` is in the cache's own unit (characters for `text` and `file_texts`, bytes of JSON for
+    `tools` and `response_formats`); 0 disables the cache. `max_entries`, when given, caps its
+    entries too. Defaults: `text` 16 million characters and 100,000 entries, `file_texts` 16 million
+    characters, `tools` and `response_formats` 4 MB, 1,024 entries each.
+    """
+    names = list(cache_info()) if name is None else [name]
+    if not set(names) <= cache_info().keys():
+        raise ValueError(f"unknown cache {name!r}; the caches are {', '.join(cache_info())}")
+    if max_size < 0 or (max_entries is not None and max_entries < 0):
+        raise ValueError("max_size and max_entries must be >= 0")
+    for each in names:
+        if each == "text":
+            entries = _encoding.cache_info()["max_entries"] if max_entries is None else max_entries
+            _encoding.configure_cache(max_chars=max_size, max_entries=entries)
+        else:
+            memo_configure(each, max_size, max_entries)

@@ -414,7 +414,7 @@ def bench_cache(budget: float) -> None:
 
     # Memory: fill the cache far past its cap with distinct texts, and measure what it holds.
     cap = 2_000_000
-    configure_cache(max_chars=cap)
+    configure_cache("text", max_size=cap)
     cache_clear()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
@@ -428,11 +428,11 @@ def bench_cache(budget: float) -> None:
     memos = [v for k, v in info.items() if k != "text"]
     print(
         f"\nMemory: after 400 distinct ~30 KB bodies with the text cache capped at {cap:,} characters, it holds "
-        f"{info['text']['chars']:,} characters in {info['text']['entries']} entries (rendering memos: "
+        f"{info['text']['size']:,} characters in {info['text']['entries']} entries (rendering memos: "
         f"{sum(m['size'] for m in memos):,} bytes of keys in {sum(m['entries'] for m in memos)} entries); "
         f"{held / 1024 / 1024:.1f} MiB held in all: bounded by the caps, not by the traffic."
     )
-    configure_cache(max_chars=16_000_000)
+    configure_cache("text", max_size=16_000_000)
     cache_clear()
 
 

@@ -536,3 +536,35 @@ def test_cache_info_reports_every_cache() -> None:
     assert info["tools"]["entries"] == 1
     counter.cache_clear()
     assert all(v["entries"] == 0 for v in counter.cache_info().values())
+
+
+@pytest.fixture
+def default_caches() -> Iterator[dict[str, dict[str, int]]]:
+    """The caches' limits before the test, restored after it."""
+    before = counter.cache_info()
+    yield before
+    for name, info in before.items():
+        counter.configure_cache(name, max_size=info["max_size"], max_entries=info["max_entries"])
+    counter.cache_clear()
+
+
+def test_every_cache_is_configured_and_reported_alike(default_caches: dict[str, dict[str, int]]) -> None:
+    """One configuration for all caches: the names and keys of cache_info(), for one or for all."""
+    keys = {"entries", "size", "max_size", "max_entries", "hits", "misses"}
+    assert {name: set(info) for name, info in default_caches.items()} == dict.fromkeys(default_caches, keys)
+    body = {"model": "gpt-4o", "input": "word " * 100, "tools": [{"type": "function", "name": "f", "parameters": {}}]}
+    counter.configure_cache("tools", max_size=0)
+    counter.cache_clear()
+    counter.count(body)
+    info = counter.cache_info()
+    assert (info["tools"]["entries"], info["tools"]["max_size"], info["text"]["entries"]) == (0, 0, 1)
+    counter.configure_cache("text", max_size=123, max_entries=7)
+    assert (counter.cache_info()["text"]["max_size"], counter.cache_info()["text"]["max_entries"]) == (123, 7)
+    counter.configure_cache(max_size=0)  # every cache off: counts stay the same
+    counter.cache_clear()
+    assert counter.count(body) == counter.count(body)
+    assert all(v["entries"] == 0 and v["max_size"] == 0 for v in counter.cache_info().values())
+    with pytest.raises(ValueError, match="unknown cache 'nope'; the caches are text, "):
+        counter.configure_cache("nope", max_size=1)
+    with pytest.raises(ValueError, match=">= 0"):
+        counter.configure_cache("text", max_size=-1)

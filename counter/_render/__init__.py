@@ -25,13 +25,13 @@ Layout, one module per concern, each importing only the ones listed before it:
 - `_content`: content parts, images and files (and the memo of files' texts).
 - `_tools`: tools, tool_choice, text.format (and the memos of tools sections and response formats).
 - `_items`: one handler per input item kind, `_ITEM_HANDLERS`.
-- `_walk`: `render`, the flattened history, the exhaustiveness checks, `memo_info`, `memo_clear`.
+- `_walk`: `render`, the flattened history, the exhaustiveness checks, `memo_info`, `memo_clear`, `memo_configure`.
 """
 
 from __future__ import annotations
 
 from counter._render._context import Section
 from counter._render._families import CHATML, HARMONY, FamilyRules
-from counter._render._walk import memo_clear, memo_info, render
+from counter._render._walk import memo_clear, memo_configure, memo_info, render
 
-__all__ = ["CHATML", "HARMONY", "FamilyRules", "Section", "memo_clear", "memo_info", "render"]
+__all__ = ["CHATML", "HARMONY", "FamilyRules", "Section", "memo_clear", "memo_configure", "memo_info", "render"]

@@ -52,6 +52,12 @@ def memo_clear() -> None:
         memo.clear()
 
 
+def memo_configure(name: str, max_size: int, max_entries: int | None) -> None:
+    """Bound one rendering memo (`max_size` in its own unit, see `counter.configure_cache`)."""
+    memo = _MEMOS[name]
+    memo.resize(max_size, memo.max_entries if max_entries is None else max_entries)
+
+
 # ------------------------------------------------------------------------------------------------
 # Exhaustiveness of the dispatch tables
 # ------------------------------------------------------------------------------------------------
