@@ -157,7 +157,7 @@ def count_line(line: bytes, number: int, *, model: str | None = None, estimate: 
         error = {"message": f"Internal error counting this line: {type(exc).__name__}: {exc}", "type": "server_error"}
         return _encoder.encode({**key, "error": {**error, "param": None, "code": None}}), 0, False, ignored
     # The same keys as a single count's JSON (`estimated` always there), keyed by line or custom_id.
-    out: dict[str, Any] = {**key, **result.to_dict(), "estimated": result.estimated or estimated}
+    out: dict[str, Any] = {**key, **result.to_response(), "estimated": result.estimated or estimated}
     if ignored:
         out["ignored_keys"] = list(ignored)
     return _encoder.encode(out), result.input_tokens, True, ignored

@@ -182,7 +182,7 @@ def _count_one(args: argparse.Namespace) -> int:
 def _result_payload(result: Count, breakdown: bool) -> dict[str, Any]:
     """OpenAI's response body plus `estimated` (always there, so scripts can rely on it); with
     `breakdown`, the model counted for and every part with its readable rendering."""
-    payload: dict[str, Any] = {**result.to_dict(), "estimated": result.estimated}
+    payload: dict[str, Any] = {**result.to_response(), "estimated": result.estimated}
     if breakdown:
         payload["model"] = result.model
         payload["breakdown"] = [

@@ -77,9 +77,14 @@ class Count(msgspec.Struct, frozen=True):
     model: str
     breakdown: tuple[Part, ...]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_response(self) -> dict[str, Any]:
         """OpenAI's response body: `{"object": "response.input_tokens", "input_tokens": N}`."""
         return {"object": "response.input_tokens", "input_tokens": self.input_tokens}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole count as plain data (JSON-ready): `input_tokens`, `estimated`, `model` and the
+        `breakdown` as a list of `{"label", "tokens", "estimated", "text"}`."""
+        return {**msgspec.structs.asdict(self), "breakdown": [msgspec.structs.asdict(p) for p in self.breakdown]}
 
 
 def _model_info(name: str) -> ModelInfo:

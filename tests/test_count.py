@@ -92,7 +92,16 @@ def test_count_fields_and_response_shape() -> None:
     assert [p.label for p in result.breakdown] == ["input message", "priming"]
     assert [p.tokens for p in result.breakdown] == [10, 3]
     assert "Hello, how are you?" in result.breakdown[0].text
-    assert result.to_dict() == {"object": "response.input_tokens", "input_tokens": 13}
+    assert result.to_response() == {"object": "response.input_tokens", "input_tokens": 13}
+    data = result.to_dict()
+    assert (data["input_tokens"], data["estimated"], data["model"]) == (13, False, "gpt-4o")
+    assert data["breakdown"][0] == {
+        "label": "input message",
+        "tokens": result.breakdown[0].tokens,
+        "estimated": False,
+        "text": result.breakdown[0].text,
+    }
+    assert json.loads(json.dumps(data)) == data
     with pytest.raises(AttributeError):
         result.input_tokens = 1  # type: ignore[misc]
 

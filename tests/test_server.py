@@ -61,8 +61,8 @@ def test_count_routes(path: str) -> None:
     response = call("POST", path, body=BODY)
     assert response.status_code == 200
     assert response.json() == {"object": "response.input_tokens", "input_tokens": count_input_tokens(BODY)}
-    # Byte for byte what Count.to_dict() encodes to (the server formats it without the dict).
-    assert response.content == json.dumps(count(BODY).to_dict(), separators=(",", ":")).encode()
+    # Byte for byte what Count.to_response() encodes to (the server formats it without the dict).
+    assert response.content == json.dumps(count(BODY).to_response(), separators=(",", ":")).encode()
     assert ESTIMATE_HEADER not in response.headers
     assert response.headers["content-length"] == str(len(response.content))
 

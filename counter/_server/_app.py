@@ -149,7 +149,7 @@ class _App:
                 raise self._from_library(exc) from None
         else:
             result = await self._count(body, expires)
-        body = _SUCCESS % result.input_tokens  # == _encoder.encode(result.to_dict()), without the dict
+        body = _SUCCESS % result.input_tokens  # == _encoder.encode(result.to_response()), without the dict
         await _respond(send, scope, 200, body, _ESTIMATED if result.estimated else None)
         return 200, result.input_tokens
 
