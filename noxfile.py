@@ -8,7 +8,7 @@ nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["codegen_check", "lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
-HAND_WRITTEN = ["counter", "codegen", "tests", "noxfile.py"]
+HAND_WRITTEN = ["counter", "codegen", "tests", "scripts", "noxfile.py"]
 
 
 def _install(session: nox.Session, *groups: str, project: bool = True) -> None:
@@ -67,8 +67,8 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: decode and count speed next to the alternatives; then the HTTP server next to a
     hello-world app on the same stack, and the JSONL batch on one core and on all."""
     _install(session, "bench")
-    session.run("python", "tests/bench.py", *session.posargs)
-    session.run("python", "tests/bench_server.py")
+    session.run("python", "scripts/bench.py", *session.posargs)
+    session.run("python", "scripts/bench_server.py")
 
 
 @nox.session
@@ -76,7 +76,7 @@ def fuzz(session: nox.Session) -> None:
     """Coverage-guided fuzzing (atheris) of the decoder, the counter and the image headers; not in `nox`.
 
     `nox -s fuzz` runs every target for 20000 inputs; `nox -s fuzz -- images -max_total_time=600`
-    one target for 10 minutes. Corpus and crash inputs go to .fuzz/ (tests/fuzz_targets.py).
+    one target for 10 minutes. Corpus and crash inputs go to .fuzz/ (scripts/fuzz_targets.py).
     """
     _install(session, "fuzz")
-    session.run("python", "tests/fuzz_targets.py", *session.posargs)
+    session.run("python", "scripts/fuzz_targets.py", *session.posargs)

@@ -242,7 +242,7 @@ def render(
 
     _flatten(ctx, sections)
     # Items are rendered afresh on every count. Remembering them by content cost more than it saved:
-    # the key (each item encoded and hashed) cost about what rendering the item does on tests/bench.py's
+    # the key (each item encoded and hashed) cost about what rendering the item does on scripts/bench.py's
     # large body, whose items carry images, and a next turn measured the same with and without it.
     # What a next turn saves is tokenizing, and the text cache keeps that.
     handlers, tags, params = _ITEM_HANDLERS, _TAGS, ctx.params  # locals: a loop per item

@@ -3,7 +3,7 @@
 No web framework: four routes do not need one, and every microsecond of framework is paid on every
 request of a gateway. `serve` runs it on granian (HTTP parsing in Rust, one event loop per worker
 process, respawned workers, a header read timeout); `create_app` works under any ASGI server.
-tests/bench_server.py (`nox -s bench`) measures the app and a hello-world app on granian and on
+scripts/bench_server.py (`nox -s bench`) measures the app and a hello-world app on granian and on
 uvicorn (uvloop + httptools) side by side, in interleaved rounds: this app answers more requests per
 second on granian (small and medium bodies, each server on a core of its own), while hello-world is
 the faster of the two on uvicorn (the figures: docs/benchmarks.md). What users run is this app, so

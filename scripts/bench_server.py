@@ -1,4 +1,4 @@
-"""Server and batch benchmarks, run by `nox -s bench` after tests/bench.py: one run, ratios.
+"""Server and batch benchmarks, run by `nox -s bench` after scripts/bench.py: one run, ratios.
 
 Server: requests/s and p50/p99 latency at a fixed concurrency for a fixed time, on loopback, for a
 small and a medium real body (tests/data), `input-tokens serve` next to a bare hello-world ASGI app on
@@ -15,7 +15,7 @@ Target: on small bodies, at least half of the hello-world throughput.
 Batch: bodies/s of `input-tokens count --jsonl` on a 100k-line file of real bodies, with one worker
 and with every core; the all-core run should scale near-linearly.
 
-    python tests/bench_server.py [--duration 3] [--rounds 5] [--concurrency 32] [--lines 100000]
+    python scripts/bench_server.py [--duration 3] [--rounds 5] [--concurrency 32] [--lines 100000]
                                  [--only server|batch] [--no-pin]
 """
 
@@ -40,7 +40,7 @@ from collections.abc import Iterator
 from typing import Any
 
 HERE = pathlib.Path(__file__).resolve().parent
-DATA = HERE / "data" / "responses_dev.jsonl"
+DATA = HERE.parent / "tests" / "data" / "responses_dev.jsonl"
 COUNT_PATH = "/v1/responses/input_tokens"
 HELLO_BODY = b'{"object":"response.input_tokens","input_tokens":0}'
 

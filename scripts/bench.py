@@ -45,7 +45,8 @@ class _Corpus:
     def __init__(self) -> None:
         import pathlib
 
-        rows = [json.loads(line) for line in (pathlib.Path(__file__).parent / "data" / "responses_dev.jsonl").open()]
+        data = pathlib.Path(__file__).resolve().parent.parent / "tests" / "data" / "responses_dev.jsonl"
+        rows = [json.loads(line) for line in data.open()]
         texts: list[str] = []
         tools: dict[str, Body] = {}
         for row in rows:
