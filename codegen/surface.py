@@ -41,6 +41,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
+if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a script: `python codegen/surface.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from codegen import ingest  # the document reader and closure walk codegen itself uses
+
 ROOT_SCHEMA = "TokenCountsBody"  # the body of POST /responses/input_tokens in OpenAI's document
 _COMPONENTS = "#/components/schemas/"
 _DEFS = "#/$defs/"
@@ -61,16 +66,7 @@ def extract_closure(document: Mapping[str, Any], root: str = ROOT_SCHEMA) -> dic
     schemas = document.get("components", {}).get("schemas")
     if not isinstance(schemas, Mapping):
         return dict(document)
-    names: list[str] = []
-    pending = [root]
-    while pending:
-        name = pending.pop()
-        if name in names:
-            continue
-        if name not in schemas:
-            raise KeyError(f"{_COMPONENTS}{name} is referenced but not defined")
-        names.append(name)
-        pending.extend(ref.removeprefix(_COMPONENTS) for ref in _refs(schemas[name]))
+    names = ingest.closure(dict(schemas), root)  # the walk codegen itself cuts documents with
 
     def rewrite(node: Any, owner: str) -> Any:
         if isinstance(node, list):
@@ -89,21 +85,8 @@ def extract_closure(document: Mapping[str, Any], root: str = ROOT_SCHEMA) -> dic
         return out
 
     extracted: dict[str, Any] = rewrite(schemas[root], root)
-    extracted["$defs"] = {name: rewrite(schemas[name], name) for name in sorted(names) if name != root}
+    extracted["$defs"] = {name: rewrite(schemas[name], name) for name in names if name != root}
     return extracted
-
-
-def _refs(node: Any) -> Iterator[str]:
-    """Every `$ref` string below `node`."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "$ref" and isinstance(value, str):
-                yield value
-            else:
-                yield from _refs(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _refs(value)
 
 
 # ------------------------------------------------------------------ the surface
@@ -542,8 +525,6 @@ def format_report(report: Report) -> str:
 
 def load(path: Path, root: str = ROOT_SCHEMA) -> dict[str, Any]:
     """A JSON or YAML file (YAML needs PyYAML: the `codegen` dependency group), as extracted schema."""
-    from codegen import ingest  # the document reader codegen itself uses (JSON, or YAML with PyYAML)
-
     return extract_closure(ingest.parse(path.read_bytes()), root)
 
 
@@ -571,5 +552,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: `codegen` importable
     sys.exit(main())

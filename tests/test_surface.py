@@ -8,6 +8,7 @@ exactly the surface added between them, once per kind and field, and nothing rem
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -354,7 +355,7 @@ def test_the_vendored_closures_are_whole() -> None:
     for path, count in ((MAY, 163), (AUG, 185)):
         schema = closure(path)
         assert len(schema["$defs"]) + 1 == count
-        refs = set(sf._refs(schema))
+        refs = set(re.findall(r'"\$ref": "([^"]+)"', json.dumps(schema)))
         assert refs == {f"#/$defs/{name}" for name in schema["$defs"]}
         assert "$recursiveRef" not in json.dumps(schema)  # the one in CompoundFilter is a $ref now
 
