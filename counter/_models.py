@@ -90,12 +90,15 @@ class ModelInfo:
 
     ``image`` is None for models without vision input. ``image_estimated`` marks image constants
     that no recorded count has confirmed (the count must then be flagged as an estimate).
+    ``assistant_channel`` is False for the harmony models whose assistant messages in history
+    carry no `<|channel|>final` pair (docs/rendering.md §1).
     """
 
     family: Family
     encoding: str
     image: ImageRule | None = None
     image_estimated: bool = False
+    assistant_channel: bool = True
 
 
 _O200K: Final = "o200k_base"
@@ -126,8 +129,8 @@ _PATCH_52: Final = PatchRule(1.2)
 _PATCH_54: Final = PatchRule(1.2, budget=2500, max_side=2048, original_budget=10000, original_max_side=6000)
 
 
-def _h(image: ImageRule | None = None, *, estimated: bool = False) -> ModelInfo:
-    return ModelInfo("harmony", _O200K, image, estimated)
+def _h(image: ImageRule | None = None, *, estimated: bool = False, channel: bool = True) -> ModelInfo:
+    return ModelInfo("harmony", _O200K, image, estimated, channel)
 
 
 def _c(image: ImageRule | None = None, *, encoding: str = _O200K, estimated: bool = False) -> ModelInfo:
@@ -167,7 +170,9 @@ _TABLE: Final[dict[str, ModelInfo]] = {
     "o3": _h(_TILE_O),
     "o3-pro": _h(_TILE_O),
     "o3-deep-research": _h(_TILE_O),
-    "o3-mini": _h(),
+    # o3-mini: assistant history without the <|channel|>final pair, 2 fewer per message [API:
+    # pydai-0635 (2025-04), odn-0139/0140 (2025-09, through previous_response_id), §1].
+    "o3-mini": _h(channel=False),
     "o4-mini": _h(_PATCH_O4),
     "o4-mini-deep-research": _h(_PATCH_O4),
     "codex-mini": _h(_PATCH_O4),

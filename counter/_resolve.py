@@ -43,6 +43,15 @@ class Resolver:
         ongoing tool loop passes by id only (its tokens live with the stored item)."""
         return None
 
+    def reasoning_tokens(self, item_id: str) -> int | None:
+        """The token count of a stored reasoning item whose text was never seen: its share of the
+        `usage.output_tokens_details.reasoning_tokens` of the response that produced it.
+
+        Asked only where OpenAI counts the item again (an unfinished turn's reasoning, after the
+        last user message, docs/rendering.md §4); the count is then marked as an estimate.
+        """
+        return None
+
     def image(self, url: str | None, file_id: str | None) -> bytes | None:
         """The bytes of a remote image (`image_url` over http(s)) or an uploaded one (`file_id`).
 

@@ -59,6 +59,11 @@ class Recorder(counter.Resolver):
         self.calls.append(("item", (item_id,)))
         return self.answers.get("item")
 
+    def reasoning_tokens(self, item_id: str) -> int | None:
+        self.calls.append(("reasoning_tokens", (item_id,)))
+        answer: int | None = self.answers.get("reasoning_tokens")
+        return answer
+
     def image(self, url: str | None, file_id: str | None) -> bytes | None:
         self.calls.append(("image", (url, file_id)))
         answer: bytes | None = self.answers.get("image")
@@ -302,6 +307,22 @@ def test_resolver_reasoning_by_id() -> None:
     assert resolver.calls == [("item", ("rs_1",))]
     part = {p.label: p for p in result.breakdown}["input[1] reasoning"]
     assert (part.tokens, part.estimated) == (int(0.16 * 2000 - 174), True)
+
+
+def test_resolver_reasoning_known_by_usage_only() -> None:
+    # OpenAI never returns a reasoning item's text: a stored one is known by its response's usage.
+    stored = {"type": "reasoning", "id": "rs_1", "summary": []}
+    resolver = Recorder(item=stored, reasoning_tokens=384)
+    body = {"model": "gpt-5", "input": [USER_HI, {"type": "reasoning", "id": "rs_1", "summary": []}]}
+    result = counter.count(body, resolver=resolver)
+    assert resolver.calls == [("item", ("rs_1",)), ("reasoning_tokens", ("rs_1",))]
+    part = {p.label: p for p in result.breakdown}["input[1] reasoning"]
+    assert (part.tokens, part.estimated, result.estimated) == (384, True, True)
+    # A finished turn's reasoning (before the last user message) is dropped without asking.
+    resolver = Recorder(item=stored, reasoning_tokens=384)
+    finished = {"model": "gpt-5", "input": [USER_HI, {"type": "reasoning", "id": "rs_1", "summary": []}, USER_HI]}
+    assert counter.count(finished, resolver=resolver).estimated is False
+    assert resolver.calls == []
 
 
 def test_resolver_images() -> None:

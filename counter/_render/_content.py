@@ -140,6 +140,7 @@ def _image(ctx: _Ctx, url: str | None, file_id: str | None, detail: str, path: s
 def _file(ctx: _Ctx, part: g.InputFile, path: str, where: _Where) -> list[Piece]:
     """A file: T(extracted text) + framing (docs/rendering.md §7)."""
     filename = part.filename if isinstance(part.filename, str) else None
+    fetched = not isinstance(part.file_data, str)
     if isinstance(part.file_data, str):
         data, param = part.file_data, f"{path}.file_data"
     else:
@@ -164,7 +165,12 @@ def _file(ctx: _Ctx, part: g.InputFile, path: str, where: _Where) -> list[Piece]
         raise InvalidRequestError(f"Invalid file in '{param}': {exc}", param=param, code="invalid_value") from None
     frame = ctx.fam.file_in_message if where == "message" else ctx.fam.file_in_output
     estimated = ft.estimated or ctx.fam.file_framing_estimated
-    return [ft.text, Fixed(frame, estimated, f"{ft.kind} file framing [FIT §7]; {ft.why}")]
+    out: list[Piece] = [ft.text, Fixed(frame, estimated, f"{ft.kind} file framing [FIT §7]; {ft.why}")]
+    if fetched:
+        # An uploaded PDF cost 13 more than the same bytes inline (odn-0106/0107, one upload, §8):
+        # the header of a file given by reference is not known, so its count is an estimate.
+        out.append(Fixed(0, True, "file given by reference: its header is not known (estimate)"))
+    return out
 
 
 # Files come back every turn too, inline: their extracted texts are remembered by the data itself

@@ -136,7 +136,9 @@ _HOSTED_COMMON: Final[dict[type, int]] = {
     g.FileSearchTool: 0,  # no recorded count
     g.McpTool: 0,  # no recorded count (and the server's tool list is remote)
     g.ComputerTool: 0,  # no recorded count
-    g.ComputerUsePreviewTool: 0,  # no recorded count
+    # computer-use-preview, windows 1024x768: the first request of odn-0163/0164 (the stateful
+    # recordings, docs/rendering.md §5), 517 with 32 visible.
+    g.ComputerUsePreviewTool: 485,
     g.LocalShellTool: 0,  # no recorded count
     g.ShellTool: 0,  # no recorded count
     g.ProgrammaticToolCallingTool: 0,  # no recorded count (new in the 2026-08-21 document)

@@ -22,7 +22,7 @@ def _item_message(ctx: _Ctx, i: int, item: g.Message) -> list[Piece]:
     fam = ctx.fam
     role = fam.system_role if item.role == "system" else item.role
     channel = None
-    if role == "assistant" and fam.assistant_channel is not None:
+    if role == "assistant" and fam.assistant_channel is not None and ctx.info.assistant_channel:
         # `phase` probably names the channel, same cost [GUESS §1].
         channel = "commentary" if item.phase == "commentary" else fam.assistant_channel
     return fam.message(role, channel, _content(ctx, item.content, i, "content", "message"))
@@ -122,6 +122,11 @@ def _item_reasoning(ctx: _Ctx, i: int, item: g.Reasoning) -> list[Piece]:
                 code="invalid_value",
             )
         item = resolved
+    tokens = ctx.resolver.reasoning_tokens(item.id) if ctx.resolver is not None else None
+    if tokens is not None:
+        # Only the producing response's usage knows it; the text OpenAI feeds again is not its
+        # output token for token (aag-0067: 5 over, aag-0194: 41 over, §8): an estimate.
+        return [Fixed(tokens, True, "reasoning: its response's usage.reasoning_tokens (estimate)")]
     ctx.unresolved(
         param,
         f"'{param}' is a reasoning item of the ongoing turn passed by id ({item.id!r}) without "
@@ -234,13 +239,54 @@ def _item_shell_call_output(ctx: _Ctx, i: int, item: g.ShellCallOutput) -> list[
     return _guess_output(ctx, i, "shell_call_output", "shell", [text])
 
 
+def _v4a_patch(op: Any) -> str | None:
+    """The patch the model writes for an apply_patch operation (the V4A format of its grammar)."""
+    if isinstance(op, g.ApplyPatchCreateFile):
+        body = f"*** Add File: {op.path}\n{_line(op.diff)}"
+    elif isinstance(op, g.ApplyPatchUpdateFile):
+        body = f"*** Update File: {op.path}\n{_line(op.diff)}"
+    elif isinstance(op, g.ApplyPatchDeleteFile):
+        body = f"*** Delete File: {op.path}\n"
+    else:
+        return None
+    return f"*** Begin Patch\n{body}*** End Patch"
+
+
+def _line(text: str) -> str:
+    return text if not text or text.endswith("\n") else text + "\n"
+
+
+# Harmony apply_patch, docs/rendering.md §3. The call is fed back as the model wrote it: the usage
+# of the response that made it counts T(V4A patch) + 19 output tokens for a create, a delete and an
+# update alike (odn-0142, odn-0145, odn-0149), + 2 for <|start|>assistant. Its output then costs
+# 29 + 2 T(path): the only split of the remaining tokens that fits the three operations [FIT, 4 rows:
+# odn-0142, odn-0145, odn-0146, odn-0149, exact through previous_response_id].
+_PATCH_CALL: Final = 21
+_PATCH_OUTPUT: Final = 29
+
+
 def _item_apply_patch_call(ctx: _Ctx, i: int, item: g.ApplyPatchCall) -> list[Piece]:
-    return _guess_call(ctx, "apply_patch_call", "apply_patch", _json(item.operation))
+    patch = _v4a_patch(item.operation)
+    if ctx.fam.name != "harmony" or patch is None:
+        return _guess_call(ctx, "apply_patch_call", "apply_patch", _json(item.operation))
+    return [Fixed(_PATCH_CALL, False, "apply_patch call framing [FIT §3]"), patch]
 
 
 def _item_apply_patch_call_output(ctx: _Ctx, i: int, item: g.ApplyPatchCallOutput) -> list[Piece]:
     text = item.output if isinstance(item.output, str) else ""
-    return _guess_output(ctx, i, "apply_patch_call_output", "apply_patch", [text])
+    call = (
+        next((c for c in ctx.items[i - 1 :: -1] if isinstance(c, g.ApplyPatchCall) and c.call_id == item.call_id), None)
+        if i
+        else None
+    )
+    if ctx.fam.name != "harmony" or call is None or _v4a_patch(call.operation) is None:
+        return _guess_output(ctx, i, "apply_patch_call_output", "apply_patch", [text])
+    path = call.operation.path
+    out: list[Piece] = [Fixed(_PATCH_OUTPUT, False, "apply_patch output framing [FIT §3]"), path, path]
+    if text or item.status != "completed":
+        # Recorded outputs are all completed without text: beyond them, an estimate.
+        out += [text, _guessed("apply_patch_call_output with text or a failure")]
+    return out
 
 
 def _item_mcp_list_tools(ctx: _Ctx, i: int, item: g.McpListTools) -> list[Piece]:
