@@ -149,6 +149,12 @@ def test_sqlite_relative_path_is_relative_to_the_working_directory(
     assert (tmp_path / "sub" / "state.db").exists()
 
 
+def test_without_psycopg_a_postgresql_url_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` now raises ImportError
+    with pytest.raises(ImportError, match=r"pip install '\.\[postgres\]'"):
+        open_store("postgresql://localhost/none")
+
+
 def test_a_store_of_a_newer_schema_refuses_to_open(state_url: str) -> None:
     with open_store(state_url) as store, store._backend.transaction(write=True) as cur:
         cur.execute("UPDATE schema_version SET version = ?", (len(MIGRATIONS) + 5,))

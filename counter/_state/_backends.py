@@ -155,9 +155,11 @@ class PostgresBackend(Backend):
         super().__init__(url)
         try:
             import psycopg
-        except ImportError as err:  # pragma: no cover - the test environment has psycopg
+        except ImportError as err:
+            # input-tokens is on no package index (README.md, "Install"): its extra installs from a clone.
             raise ImportError(
-                "A postgresql:// state store needs psycopg 3: pip install 'input-tokens[postgres]'"
+                "A postgresql:// state store needs psycopg 3: install input-tokens with its postgres extra "
+                "(from a clone: pip install '.[postgres]'), or pip install 'psycopg[binary]>=3.2,<4'."
             ) from err
         self._conn = psycopg.connect(url, autocommit=False)
 
