@@ -573,13 +573,17 @@ def test_two_processes_write_at_once(state_url: str) -> None:
         assert assert_complete(store) == 80
 
 
-def test_threads_write_at_once(store: StateStore) -> None:
+def test_threads_write_at_once(open_state: Callable[..., StateStore]) -> None:
+    # Two threads share each store (its connection and lock); the two stores' connections race in
+    # the database, appending to one conversation.
+    stores = [open_state(), open_state()]
     errors: list[BaseException] = []
 
     def write(thread: int) -> None:
         try:
             for i in range(25):
-                store.record(response(f"resp_{thread}_{i}", f"t{thread} {i}", conversation="conv_shared"))
+                exchange = response(f"resp_{thread}_{i}", f"t{thread} {i}", conversation="conv_shared")
+                stores[thread % 2].record(exchange)
         except BaseException as err:
             errors.append(err)
 
@@ -589,7 +593,7 @@ def test_threads_write_at_once(store: StateStore) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
-    items = store.items_before(None, "conv_shared")
+    items = stores[0].items_before(None, "conv_shared")
     assert len(items) == 200
     for thread in range(4):  # each thread's turns in its order, input before output
         texts = [item["content"] for item in items if isinstance(item["content"], str)]
