@@ -62,6 +62,7 @@ class StateStore(Resolver):
         self.ttl = ttl
         self.max_bytes = max_bytes
         self._now: Callable[[], float] = time.time
+        self._cap_checked_at = float("-inf")
 
     def __repr__(self) -> str:
         return f"<StateStore {self._backend.name} ttl={self.ttl:g}s max_bytes={self.max_bytes}>"
@@ -92,7 +93,12 @@ class StateStore(Resolver):
                 self._record_file(cur, record, now)
             elif not _delete(cur, record.kind, record.id, record.conversation_id):
                 return False
-            self._enforce_cap(cur)
+            if now - self._cap_checked_at >= _CAP_INTERVAL:
+                # Summing the sizes reads every entry: at most once a second per handle, so a
+                # gateway's write rate never pays it per exchange (a burst may pass the cap by
+                # what one second records, until the next check).
+                self._cap_checked_at = now
+                self._enforce_cap(cur)
         return True
 
     def record_many(self, exchanges: Iterable[Mapping[str, Any]]) -> int:
@@ -283,6 +289,8 @@ class StateStore(Resolver):
             raise _messages.file_not_found(file_id)
         return bytes(rows[0][0])
 
+
+_CAP_INTERVAL = 1.0
 
 # The tables of whole entries (what expiry and the cap remove), each with the statements that remove
 # what it owns, `{}` being a subquery of the owners' ids.
