@@ -60,15 +60,18 @@ def open_state(url: str, *, ttl_days: float | None = None, max_mib: float | None
         options["max_bytes"] = int(max_mib * 1024 * 1024)
     try:
         return open_store(url, **options)
-    except ImportError as exc:
-        name = exc.name or "a driver"
-        raise StoreOpenError(
-            f"cannot open the state store {redact_url(url)}: it needs {name}, which is not installed "
-            "(pip install 'psycopg[binary]' for postgresql:// URLs)"
-        ) from None
-    except Exception as exc:  # a ValueError, an OSError, sqlite3's or psycopg's errors
-        detail = str(exc).replace(url, redact_url(url)).splitlines()[0] if str(exc) else type(exc).__name__
-        raise StoreOpenError(f"cannot open the state store {redact_url(url)}: {detail}") from None
+    except ImportError as exc:  # the store's own names what to install; a bare one names the module
+        detail = (
+            str(exc)
+            if exc.name is None and str(exc)
+            else (f"it needs {exc.name}, which is not installed (from a clone: pip install '.[postgres]')")
+        )
+    except Exception as exc:  # a ValueError (scheme), an OSError, sqlite3's or psycopg's errors
+        detail = str(exc) or type(exc).__name__
+    detail = detail.replace(url, redact_url(url)).splitlines()[0]
+    if detail.lower().startswith("cannot open the state store"):  # the store's message says it already
+        raise StoreOpenError(detail)
+    raise StoreOpenError(f"cannot open the state store {redact_url(url)}: {detail}")
 
 
 def exchange_objects(payload: Any) -> list[Mapping[str, Any]]:

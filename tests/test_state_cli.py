@@ -18,6 +18,7 @@ from state_double import LOG, NEXT, inline
 import counter._state
 from counter import count
 from counter._cli import main
+from counter._state import open_store as real_open_store
 
 URL = "memory://cli"
 
@@ -186,18 +187,83 @@ def test_a_missing_driver_is_named(capsys: pytest.CaptureFixture[str], monkeypat
     assert code == 2
     assert err == (
         "input-tokens: error: cannot open the state store postgresql://gw:***@db/state: it needs psycopg, which "
-        "is not installed (pip install 'psycopg[binary]' for postgresql:// URLs)\n"
+        "is not installed (from a clone: pip install '.[postgres]')\n"
     )
 
 
-def test_an_unopenable_store_as_a_subprocess(tmp_path: pathlib.Path) -> None:
-    """The real `open_store`, in a real process: whatever it makes of an unknown scheme, one line, exit 2."""
-    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parent.parent), "INPUT_TOKENS_STATE": "nosuch://x"}
-    done = subprocess.run(
-        [sys.executable, "-m", "counter", "state", "import", str(LOG)],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
-    )  # fmt: skip
-    assert done.returncode == 2
-    assert done.stderr.startswith("input-tokens: error: cannot open the state store nosuch://x")
-    assert len(done.stderr.splitlines()) == 1
-    assert "Traceback" not in done.stderr
+# ------------------------------------------------------------------ the real store (SQLite)
+
+
+def sqlite(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> str:
+    monkeypatch.setattr(counter._state, "open_store", real_open_store)
+    return f"sqlite:///{tmp_path / 'state.db'}"
+
+
+def test_sqlite_import_then_count(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = sqlite(monkeypatch, tmp_path)
+    assert run(capsys, "state", "import", "--state", url, str(LOG)) == (0, "", "3 lines, 2 kept, 1 skipped, 0 errors\n")
+    code, out, err = run(capsys, "count", "--state", url, body_file(tmp_path, NEXT))
+    assert code == 0, err
+    assert json.loads(out)["input_tokens"] == count(inline()).input_tokens
+    unknown = body_file(tmp_path, {**NEXT, "previous_response_id": "resp_x"}, "unknown.json")
+    code, _, err = run(capsys, "count", "--state", url, unknown)
+    assert code == 1
+    error = json.loads(err)["error"]
+    assert (error["message"], error["param"]) == (
+        "Previous response with id 'resp_x' not found.",
+        "previous_response_id",
+    )
+    assert run(capsys, "state", "delete", "--state", url, "resp_2")[0] == 0
+    assert run(capsys, "state", "purge", "--state", url)[0] == 0
+
+
+def test_sqlite_malformed_exchanges_are_line_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = sqlite(monkeypatch, tmp_path)
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"path": "/v1/responses"}\n{"method": "POST", "path": "/v1/responses", "request": 3}\n')
+    code, _, err = run(capsys, "state", "import", "--state", url, str(log))
+    assert code == 1
+    *lines, summary = err.splitlines()
+    assert [json.loads(line)["line"] for line in lines] == [1, 2]
+    assert summary == "2 lines, 0 kept, 0 skipped, 2 errors"
+
+
+def test_sqlite_unreadable_database_is_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sqlite(monkeypatch, tmp_path)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database" * 100)
+    for url in (f"sqlite:///{junk}", f"sqlite:///{tmp_path}"):
+        code, out, err = run(capsys, "state", "purge", "--state", url)
+        assert (code, out) == (2, "")
+        assert err.startswith(f"input-tokens: error: cannot open the state store {url}: ")
+        assert len(err.splitlines()) == 1
+
+
+def test_as_a_subprocess(tmp_path: pathlib.Path) -> None:
+    """The real command and store in real processes: import, count from the environment's store,
+    and an unknown scheme as one line and exit 2, never a traceback."""
+
+    def command(*argv: str, state: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONPATH": str(LOG.parents[3]), "INPUT_TOKENS_STATE": state}
+        return subprocess.run(
+            [sys.executable, "-m", "counter", *argv],
+            input=stdin, capture_output=True, text=True, env=env, timeout=60, check=False,
+        )  # fmt: skip
+
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    imported = command("state", "import", "-", state=url, stdin=LOG.read_text())
+    assert (imported.returncode, imported.stderr) == (0, "3 lines, 2 kept, 1 skipped, 0 errors\n")
+    counted = command("count", "-", state=url, stdin=json.dumps(NEXT))
+    assert counted.returncode == 0, counted.stderr
+    assert json.loads(counted.stdout)["input_tokens"] == count(inline()).input_tokens
+    failed = command("state", "import", str(LOG), state="nosuch://x")
+    assert failed.returncode == 2
+    assert failed.stderr.lower().startswith("input-tokens: error: cannot open the state store 'nosuch://x'")
+    assert len(failed.stderr.splitlines()) == 1
+    assert "Traceback" not in failed.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pathlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from state_double import EXCHANGES, NEXT, inline
 import counter._state
 from counter import count
 from counter._server import ServerConfig, create_app, openapi_document
+from counter._state import open_store as real_open_store
 
 RECORD_KEY = "rk-test-41c9e0"
 API_KEY = "sk-test-7f3a9c"
@@ -220,6 +222,54 @@ def test_the_openapi_document_describes_the_state_routes() -> None:
     assert paths["/v1/state/exchanges"]["post"]["security"] == [{"recordKey": []}]
     assert "delete" in paths["/v1/state/{id}"]
     assert "/v1/state/exchanges" not in openapi_document()["paths"]
+
+
+# ------------------------------------------------------------------ the real store (SQLite)
+
+
+def test_sqlite_record_then_count(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker's own SQLite store, opened at lifespan startup, used from the app's threads, closed at
+    shutdown: record through the route, then count by previous_response_id."""
+    monkeypatch.setattr(counter._state, "open_store", real_open_store)
+    app = create_app(ServerConfig(state=f"sqlite:///{tmp_path / 'state.db'}", record_key=RECORD_KEY))
+    big = {"model": "gpt-4o", "previous_response_id": "resp_2", "input": "x " * 20_000}  # counted in a thread
+
+    async def go() -> list[httpx.Response]:
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        inbox.put_nowait({"type": "lifespan.startup"})
+        lifespan = asyncio.ensure_future(app({"type": "lifespan"}, inbox.get, send))
+        while not sent:
+            await asyncio.sleep(0.01)
+        assert sent[0]["type"] == "lifespan.startup.complete"
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            responses = [
+                await client.post(RECORD, json=EXCHANGES, headers=AUTH),
+                await client.post(COUNT, json=NEXT),
+                await client.post(COUNT, json=big),
+                await client.post(COUNT, json={**NEXT, "previous_response_id": "resp_x"}),
+                await client.request("DELETE", "/v1/state/resp_1", headers=AUTH),
+            ]
+        inbox.put_nowait({"type": "lifespan.shutdown"})
+        await lifespan
+        assert sent[-1]["type"] == "lifespan.shutdown.complete"
+        return responses
+
+    recorded, counted, counted_big, unknown, deleted = asyncio.run(go())
+    assert recorded.json() == {"object": "state.exchanges", "recorded": 2, "skipped": 1}
+    assert counted.json()["input_tokens"] == count(inline()).input_tokens
+    assert counted_big.status_code == 200
+    assert unknown.status_code == 400
+    assert (error_of(unknown)["message"], error_of(unknown)["param"]) == (
+        "Previous response with id 'resp_x' not found.",
+        "previous_response_id",
+    )
+    assert deleted.json()["deleted"] is True
 
 
 # ------------------------------------------------------------------ schemathesis, in process
