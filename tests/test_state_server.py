@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -103,6 +104,7 @@ def test_the_record_route_needs_the_record_key(store: Any, headers: dict[str, st
     assert response.status_code == status
     if status == 401:
         assert error_of(response)["type"] == "invalid_request_error"
+        assert "record key" in error_of(response)["message"]  # the key this route answers to
         assert RECORD_KEY not in response.text
         assert not store.responses  # nothing recorded
     (counted,) = calls(app, ("POST", COUNT, {"json": {"model": "gpt-4o", "input": "hi"}, "headers": AUTH}))
@@ -295,3 +297,22 @@ def test_schemathesis_state_routes(case: Any) -> None:
     """The recording routes as /openapi.json describes them: never a 5xx, documented statuses and shapes."""
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
     case.call_and_validate(headers=AUTH, checks=checks)
+
+
+def test_a_count_that_needs_the_store_never_reads_it_on_the_event_loop(store: Any) -> None:
+    # A small body is counted on the loop; one that names stored state goes on in a thread, so a
+    # database read (over the network, for PostgreSQL) never holds the loop.
+    asked_from: list[threading.Thread] = []
+    items_before = store.items_before
+
+    def spy(*args: Any) -> Any:
+        asked_from.append(threading.current_thread())
+        return items_before(*args)
+
+    store.items_before = spy
+    _recorded, counted = calls(
+        recording_app(store), ("POST", RECORD, {"json": EXCHANGES, "headers": AUTH}), ("POST", COUNT, {"json": NEXT})
+    )
+    assert counted.status_code == 200, counted.text
+    assert asked_from
+    assert threading.main_thread() not in asked_from

@@ -69,6 +69,32 @@ _SUCCESS = b'{"object":"response.input_tokens","input_tokens":%d}'
 _SERVER_ERROR = _HTTPError(500, "The server had an error while processing your request. Sorry about that!").body()
 
 
+class _OffTheLoop(Exception):
+    """A count on the event loop asked the state store: it goes on in a thread instead."""
+
+
+class _LoopGuard(Resolver):
+    """The resolver of counts on the event loop: any question to the store stops the count there."""
+
+    def items_before(self, previous_response_id: str | None, conversation_id: str | None) -> None:
+        raise _OffTheLoop
+
+    def item(self, item_id: str) -> None:
+        raise _OffTheLoop
+
+    def reasoning_tokens(self, item_id: str) -> None:
+        raise _OffTheLoop
+
+    def image(self, url: str | None, file_id: str | None) -> None:
+        raise _OffTheLoop
+
+    def file(self, url: str | None, file_id: str | None, filename: str | None) -> None:
+        raise _OffTheLoop
+
+
+_LOOP_GUARD: Final = _LoopGuard()
+
+
 class _App:
     def __init__(self, config: ServerConfig, store: Any = None) -> None:
         self.config = config
@@ -133,7 +159,7 @@ class _App:
         if self._record_key is not None and path.startswith(STATE_PREFIX):
             # The recording routes answer to the record key, not the API key: who may write state
             # is not everyone who may count.
-            _authorize(authorization, self._record_key)
+            _authorize(authorization, self._record_key, "record key")
             return await self._state_route(scope, receive, send, content_type, content_length)
         if self._key is not None:
             _authorize(authorization, self._key)
@@ -154,8 +180,8 @@ class _App:
             # Small bodies are counted right here, on the loop: no coroutine or thread in between;
             # one that takes longer than a slice of loop time goes on in a thread instead.
             try:
-                result = self._count_sync(body, min(expires, time.monotonic() + INLINE_SECONDS))
-            except CountTimeoutError:
+                result = self._count_sync(body, min(expires, time.monotonic() + INLINE_SECONDS), on_loop=True)
+            except (CountTimeoutError, _OffTheLoop):
                 result = await self._count(body, expires)
             except InputTokensError as exc:
                 raise self._from_library(exc) from None
@@ -341,8 +367,11 @@ class _App:
         self._release_pending = False
         asyncio.get_running_loop().run_in_executor(None, _release_memory)  # a few ms: not on the loop
 
-    def _count_sync(self, body: bytes, expires: float) -> Count:
-        """Count `body`, stopping with `CountTimeoutError` at `expires` (a `time.monotonic()` instant)."""
+    def _count_sync(self, body: bytes, expires: float, *, on_loop: bool = False) -> Count:
+        """Count `body`, stopping with `CountTimeoutError` at `expires` (a `time.monotonic()` instant).
+
+        `on_loop`: a count that needs the state store stops with `_OffTheLoop` instead of reading it
+        (a database read, over the network for PostgreSQL, must not hold the event loop)."""
         # The time left is taken when the count starts, not when it was queued for a thread.
         left = expires - time.monotonic()
         if left <= 0:
@@ -356,7 +385,9 @@ class _App:
                 code="nesting_too_deep",
             )
         # Only the total and `estimated` are sent: no breakdown to build.
-        resolver = self.resolver() if self._owns_store or self._store is not None else None
+        resolver = None
+        if self._owns_store or self._store is not None:
+            resolver = _LOOP_GUARD if on_loop else self.resolver()
         return count(body, resolver=resolver, estimate=self.config.estimate, breakdown=False, timeout=left)
 
     def _from_library(self, exc: InputTokensError) -> _HTTPError:
@@ -490,16 +521,18 @@ def create_app(config: ServerConfig | None = None, *, store: Any = None) -> ASGI
     return _App(config or ServerConfig.from_env(), store)
 
 
-def _authorize(supplied: bytes | None, key: bytes) -> None:
+def _authorize(supplied: bytes | None, key: bytes, what: str = "API key") -> None:
+    """A 401 in OpenAI's words unless `supplied` is `Bearer <key>`; `what` names the key (the
+    recording routes answer to the record key, `--record-key`)."""
     if not supplied:
         raise _HTTPError(
             401,
-            "You didn't provide an API key. You need to provide your API key in an Authorization header "
-            "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            f"You didn't provide {'an' if what[0] in 'AEIOU' else 'a'} {what}. You need to provide your {what} in "
+            "an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
         )
     scheme, _, token = supplied.partition(b" ")
     # compare_digest takes as long whatever the mismatch: the key does not leak through timing.
     # The supplied key is never echoed back (OpenAI shows a masked one; nothing at all is safer).
     valid = hmac.compare_digest(token.strip(), key)
     if not (valid and scheme.lower() == b"bearer"):
-        raise _HTTPError(401, "Incorrect API key provided.", code="invalid_api_key")
+        raise _HTTPError(401, f"Incorrect {what} provided.", code="invalid_api_key")
