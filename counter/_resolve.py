@@ -30,11 +30,13 @@ class Resolver:
 
     def items_before(
         self, previous_response_id: str | None, conversation_id: str | None
-    ) -> Sequence[ResolvedItem] | None:
+    ) -> Sequence[ResolvedItem] | bytes | None:
         """The stored input and output items that come before this request's `input`, oldest first.
 
         Called once, when the request has `previous_response_id` or `conversation`. Instructions of
-        a previous response are never carried over (docs/rendering.md §8), so return items only.
+        a previous response are never carried over (docs/rendering.md §8), so return items only:
+        a sequence of items, or one JSON array of them as bytes (decoded straight into typed items,
+        the fastest form for a store that keeps JSON).
         """
         return None
 

@@ -473,17 +473,9 @@ def bench_state(budget: float) -> None:
     import pathlib
     import tempfile
 
-    from counter import count
+    from counter import count, open_store
 
     print("\n## State store: a conversation by previous_response_id (SQLite) vs sent in full\n")
-    try:
-        from counter._state import open_store
-
-        with tempfile.TemporaryDirectory() as tmp:
-            open_store(f"sqlite:///{pathlib.Path(tmp) / 'probe.db'}").close()
-    except NotImplementedError:
-        print("Skipped: the state store (counter/_state) is not implemented in this tree.")
-        return
     print("| stored responses | items | sent in full | via the store | store adds |")
     print("|---:|---:|---:|---:|---:|")
     for turns in (10, 50):

@@ -117,3 +117,18 @@ def _sent_in_full(row: dict[str, Any]) -> dict[str, Any]:
 def test_the_same_conversation_sent_in_full_counts_the_same(row: dict[str, Any]) -> None:
     # The rules of docs/rendering.md §8 hold for the items themselves, store or no store.
     assert counter.count_input_tokens(_sent_in_full(row)) == row["expected_input_tokens"]
+
+
+def test_an_unknown_reference_in_a_stored_history_is_openai_s_400(tmp_path: Path) -> None:
+    with counter.open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        store.record(
+            {
+                "method": "POST",
+                "path": "/v1/responses",
+                "request": {"model": "gpt-4o", "input": [{"type": "item_reference", "id": "msg_gone"}]},
+                "response": {"id": "resp_1", "status": "completed", "output": []},
+            }
+        )
+        with pytest.raises(counter.InvalidRequestError) as caught:
+            counter.count({"model": "gpt-4o", "previous_response_id": "resp_1", "input": "hi"}, resolver=store)
+    assert (caught.value.message, caught.value.param) == ("Item with id 'msg_gone' not found.", "input")

@@ -8,6 +8,7 @@ $INPUT_TOKENS_REQUIRE_POSTGRES=1, as in CI).
 from __future__ import annotations
 
 import base64
+import json
 import os
 import pathlib
 import random
@@ -168,7 +169,7 @@ def test_opening_again_keeps_the_data(state_url: str) -> None:
     with open_store(state_url) as store:
         with store._backend.transaction(write=False) as cur:
             assert cur.execute("SELECT version FROM schema_version") == [(len(MIGRATIONS),)]
-        assert store.items_before("resp_1", None) == [user("hi"), message("msg_resp_1", "answer resp_1")]
+        assert history(store, "resp_1", None) == [user("hi"), message("msg_resp_1", "answer resp_1")]
 
 
 # ------------------------------------------------------------------ recording and answering
@@ -178,7 +179,7 @@ def test_a_chain_of_responses_replays_oldest_first(store: StateStore) -> None:
     assert store.record(response("resp_1", "one"))
     assert store.record(response("resp_2", [user("two")], previous="resp_1"))
     assert store.record(response("resp_3", [user("three")], previous="resp_2"))
-    assert store.items_before("resp_3", None) == [
+    assert history(store, "resp_3", None) == [
         user("one"),
         message("msg_resp_1", "answer resp_1"),
         user("two"),
@@ -186,7 +187,7 @@ def test_a_chain_of_responses_replays_oldest_first(store: StateStore) -> None:
         user("three"),
         message("msg_resp_3", "answer resp_3"),
     ]
-    assert store.items_before("resp_1", None) == [user("one"), message("msg_resp_1", "answer resp_1")]
+    assert history(store, "resp_1", None) == [user("one"), message("msg_resp_1", "answer resp_1")]
     assert store.item("msg_resp_2") == message("msg_resp_2", "answer resp_2")
 
 
@@ -195,7 +196,25 @@ def test_a_response_without_input_or_output(store: StateStore) -> None:
     del exchange["request"]["input"]
     exchange["response"]["output"] = None
     assert store.record(exchange)
-    assert store.items_before("resp_1", None) == []
+    assert history(store, "resp_1", None) == []
+
+
+def test_a_chain_kept_in_memory_follows_what_other_handles_change(open_state: Callable[..., StateStore]) -> None:
+    # A handle keeps the chains it read (an agent's next turn reads one row); another handle's
+    # deletion, re-recording or purge, and expiry, must show through all the same.
+    reader, writer = open_state(), open_state()
+    writer.record(response("resp_1", "one"))
+    writer.record(response("resp_2", "two", previous="resp_1"))
+    writer.record(response("resp_3", "three", previous="resp_2"))
+    assert [item.get("content") for item in history(reader, "resp_3", None)][::2] == ["one", "two", "three"]
+    writer.record(response("resp_1", "one, again"))  # recorded again, by another handle
+    assert history(reader, "resp_3", None)[0] == user("one, again")
+    writer.delete("resp_2")
+    raises_400(lambda: history(reader, "resp_3", None), *_400("previous_response_not_found", "resp_2"))
+    writer.record(response("resp_2", "two", previous="resp_1"))
+    assert len(history(reader, "resp_3", None)) == 6
+    reader._now = lambda: T0 + reader.ttl + 1  # every link expired
+    raises_400(lambda: history(reader, "resp_3", None), *_400("previous_response_not_found", "resp_3"))
 
 
 def test_item_references_in_stored_inputs_are_replaced_by_the_items(store: StateStore) -> None:
@@ -203,10 +222,10 @@ def test_item_references_in_stored_inputs_are_replaced_by_the_items(store: State
     store.record(
         response("resp_2", [{"type": "item_reference", "id": "msg_resp_1"}, {"id": "msg_resp_1"}, {"id": "nope"}])
     )
-    assert store.items_before("resp_2", None)[:3] == [
+    assert history(store, "resp_2", None)[:3] == [
         message("msg_resp_1", "answer resp_1"),
         message("msg_resp_1", "answer resp_1"),
-        {"id": "nope"},  # unknown: left for the counter, which asks item() and gets the 400
+        {"type": "item_reference", "id": "nope"},  # unknown: the counter asks item() and gets the 400
     ]
     # A reference is not an item: it did not replace the stored one.
     assert store.item("msg_resp_1") == message("msg_resp_1", "answer resp_1")
@@ -224,13 +243,13 @@ def test_input_items_with_ids_are_kept_without_taking_over_an_output_item(store:
 
 def test_unknown_ids_raise_openais_400s(store: StateStore) -> None:
     raises_400(
-        lambda: store.items_before("resp_x", None),
+        lambda: history(store, "resp_x", None),
         "Previous response with id 'resp_x' not found.",
         "previous_response_id",
         "previous_response_not_found",
     )
     raises_400(
-        lambda: store.items_before(None, "conv_x"),
+        lambda: history(store, None, "conv_x"),
         "Conversation with id 'conv_x' not found.",
         "conversation",
         "conversation_not_found",
@@ -242,14 +261,14 @@ def test_unknown_ids_raise_openais_400s(store: StateStore) -> None:
     raises_400(lambda: store.image(None, "file-x"), "File with id 'file-x' not found.", "input", "file_not_found")
     assert store.image("https://example.com/a.png", None) is None
     assert store.file("https://example.com/a.pdf", None, "a.pdf") is None
-    assert store.items_before(None, None) is None
+    assert history(store, None, None) is None
     assert store.reasoning_tokens("rs_x") is None
 
 
 def test_a_missing_link_in_a_chain_is_reported_by_its_id(store: StateStore) -> None:
     store.record(response("resp_2", previous="resp_1"))
     raises_400(
-        lambda: store.items_before("resp_2", None),
+        lambda: history(store, "resp_2", None),
         "Previous response with id 'resp_1' not found.",
         "previous_response_id",
         "previous_response_not_found",
@@ -269,7 +288,7 @@ def test_responses_that_openai_does_not_store_are_not_kept(store: StateStore) ->
     assert not store.record(http_error)
     for response_id in ("resp_1", "resp_2", "resp_3", "resp_4"):
         with pytest.raises(InvalidRequestError, match="not found"):
-            store.items_before(response_id, None)
+            history(store, response_id, None)
 
 
 def test_gets_and_unknown_paths_keep_nothing(store: StateStore) -> None:
@@ -318,7 +337,7 @@ def test_a_malformed_exchange_is_a_400_in_msgspecs_words(store: StateStore, exch
 def test_recording_a_response_again_replaces_it(store: StateStore) -> None:
     store.record(response("resp_1", "one"))
     store.record(response("resp_1", "one, again", [message("msg_new", "new")]))
-    assert store.items_before("resp_1", None) == [user("one, again"), message("msg_new", "new")]
+    assert history(store, "resp_1", None) == [user("one, again"), message("msg_new", "new")]
     raises_400(lambda: store.item("msg_resp_1"), "Item with id 'msg_resp_1' not found.", "input", None)
 
 
@@ -346,19 +365,19 @@ def test_conversations_collect_their_items_once(store: StateStore) -> None:
         message("msg_resp_2", "answer resp_2"),
         added[0],
     ]
-    assert store.items_before(None, "conv_1") == expected
-    assert store.items_before("resp_1", "conv_1") == expected  # both: the conversation
+    assert history(store, None, "conv_1") == expected
+    assert history(store, "resp_1", "conv_1") == expected  # both: the conversation
     assert store.item("msg_added") == added[0]
     # Without ids in the response, the request's items are appended (each time: nothing to know them by).
     assert store.record({**appended, "response": {"object": "list"}})
-    assert store.items_before(None, "conv_1")[-1] == user("three")
+    assert history(store, None, "conv_1")[-1] == user("three")
 
 
 def test_a_response_in_an_unknown_conversation_creates_it(store: StateStore) -> None:
     store.record(response("resp_1", "one", conversation="conv_new"))
-    assert store.items_before(None, "conv_new") == [user("one"), message("msg_resp_1", "answer resp_1")]
+    assert history(store, None, "conv_new") == [user("one"), message("msg_resp_1", "answer resp_1")]
     assert store.record(create_conversation("conv_empty"))
-    assert store.items_before(None, "conv_empty") == []
+    assert history(store, None, "conv_empty") == []
 
 
 def test_files_answer_image_and_file(store: StateStore) -> None:
@@ -386,7 +405,7 @@ def test_a_long_chain(store: StateStore) -> None:
     exchanges = [response("resp_0", "start")]
     exchanges += [response(f"resp_{i}", [user(str(i))], previous=f"resp_{i - 1}") for i in range(1, 5000)]
     assert store.record_many(exchanges) == 5000
-    items = store.items_before("resp_4999", None)
+    items = history(store, "resp_4999", None)
     assert len(items) == 10_000
     assert items[:2] == [user("start"), message("msg_resp_0", "answer resp_0")]
     assert items[-1] == message("msg_resp_4999", "answer resp_4999")
@@ -396,7 +415,7 @@ def test_a_chain_past_the_bound_or_in_a_cycle_is_a_400(store: StateStore, monkey
     store.record(response("resp_a", previous="resp_b"))
     store.record(response("resp_b", previous="resp_a"))
     raises_400(
-        lambda: store.items_before("resp_a", None),
+        lambda: history(store, "resp_a", None),
         "The chain of previous responses from 'resp_a' loops back on itself: it cannot be replayed.",
         "previous_response_id",
         None,
@@ -404,9 +423,9 @@ def test_a_chain_past_the_bound_or_in_a_cycle_is_a_400(store: StateStore, monkey
     monkeypatch.setattr(_messages, "MAX_CHAIN", 10)
     store.record(response("resp_0"))
     store.record_many(response(f"resp_{i}", previous=f"resp_{i - 1}") for i in range(1, 11))
-    assert len(store.items_before("resp_9", None)) == 20
+    assert len(history(store, "resp_9", None)) == 20
     with pytest.raises(InvalidRequestError, match="longer than 10 links"):
-        store.items_before("resp_10", None)
+        history(store, "resp_10", None)
 
 
 def test_one_exchange_is_all_or_nothing(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -420,10 +439,10 @@ def test_one_exchange_is_all_or_nothing(store: StateStore, monkeypatch: pytest.M
         store.record(response("resp_1", conversation="conv_1"))
     monkeypatch.undo()
     with pytest.raises(InvalidRequestError, match="not found"):
-        store.items_before("resp_1", None)
+        history(store, "resp_1", None)
     with pytest.raises(InvalidRequestError, match="not found"):
         store.item("msg_resp_1")
-    assert store.items_before(None, "conv_1") == []
+    assert history(store, None, "conv_1") == []
 
 
 # ------------------------------------------------------------------ lifecycle
@@ -437,12 +456,12 @@ def test_entries_expire_ttl_seconds_after_they_were_recorded(open_state: Callabl
     store._now = lambda: T0 + 60
     store.record(response("resp_2", previous="resp_1"))
     store._now = lambda: T0 + 100
-    assert len(store.items_before("resp_2", None)) == 4  # at exactly ttl: still there
+    assert len(history(store, "resp_2", None)) == 4  # at exactly ttl: still there
     store._now = lambda: T0 + 101
-    raises_400(lambda: store.items_before("resp_1", None), *_400("previous_response_not_found", "resp_1"))
-    raises_400(lambda: store.items_before("resp_2", None), *_400("previous_response_not_found", "resp_1"))
+    raises_400(lambda: history(store, "resp_1", None), *_400("previous_response_not_found", "resp_1"))
+    raises_400(lambda: history(store, "resp_2", None), *_400("previous_response_not_found", "resp_1"))
     raises_400(lambda: store.file(None, "file-1", None), *_400("file_not_found", "file-1"))
-    raises_400(lambda: store.items_before(None, "conv_1"), *_400("conversation_not_found", "conv_1"))
+    raises_400(lambda: history(store, None, "conv_1"), *_400("conversation_not_found", "conv_1"))
     raises_400(lambda: store.item("msg_c"), *_400("item", "msg_c"))
     assert store.item("msg_resp_2")["id"] == "msg_resp_2"
     assert store.purge() == 3  # resp_1, file-1 and conv_1 (with their items, not counted)
@@ -450,6 +469,12 @@ def test_entries_expire_ttl_seconds_after_they_were_recorded(open_state: Callabl
     store._now = lambda: T0 + 161
     assert store.purge() == 1  # resp_2
     raises_400(lambda: store.item("msg_resp_2"), *_400("item", "msg_resp_2"))
+
+
+def history(store: StateStore, previous_response_id: str | None, conversation_id: str | None) -> Any:
+    """`items_before` as Python items: the store answers with one JSON array (bytes) when it can."""
+    answer = store.items_before(previous_response_id, conversation_id)
+    return json.loads(answer) if isinstance(answer, bytes) else answer
 
 
 def _400(kind: str, object_id: str) -> tuple[str, str | None, str | None]:
@@ -478,9 +503,9 @@ def test_past_the_size_cap_the_oldest_entries_go_first(open_state: Callable[...,
     store._now = lambda: T0 + 10
     store.record(upload("file-4", b"4" * 2500))  # over: file-0 goes, then resp_1
     raises_400(lambda: store.file(None, "file-0", None), *_400("file_not_found", "file-0"))
-    raises_400(lambda: store.items_before("resp_1", None), *_400("previous_response_not_found", "resp_1"))
+    raises_400(lambda: history(store, "resp_1", None), *_400("previous_response_not_found", "resp_1"))
     raises_400(lambda: store.item("msg_resp_1"), *_400("item", "msg_resp_1"))
-    assert store.items_before(None, "conv_2") == [user("y" * 1000)]
+    assert history(store, None, "conv_2") == [user("y" * 1000)]
     assert store.file(None, "file-3", None) == b"3" * 1500
     assert store.file(None, "file-4", None) == b"4" * 2500
     store.max_bytes = 3000
@@ -502,18 +527,18 @@ def test_delete_by_each_kind(store: StateStore) -> None:
         }
     )
     assert store.record(delete("/v1/conversations/conv_1/items/msg_added"))
-    assert [item.get("id") for item in store.items_before(None, "conv_1")] == [None, "msg_resp_2", "msg_kept"]
+    assert [item.get("id") for item in history(store, None, "conv_1")] == [None, "msg_resp_2", "msg_kept"]
     raises_400(lambda: store.item("msg_added"), *_400("item", "msg_added"))
     assert store.delete("msg_kept")
-    assert len(store.items_before(None, "conv_1")) == 2
+    assert len(history(store, None, "conv_1")) == 2
     assert store.record(delete("/v1/files/file-1"))
     raises_400(lambda: store.file(None, "file-1", None), *_400("file_not_found", "file-1"))
     assert store.record(delete("/v1/responses/resp_1"))
-    raises_400(lambda: store.items_before("resp_1", None), *_400("previous_response_not_found", "resp_1"))
+    raises_400(lambda: history(store, "resp_1", None), *_400("previous_response_not_found", "resp_1"))
     raises_400(lambda: store.item("msg_resp_1"), *_400("item", "msg_resp_1"))
     assert store.delete("conv_1")
-    raises_400(lambda: store.items_before(None, "conv_1"), *_400("conversation_not_found", "conv_1"))
-    assert store.items_before("resp_2", None)  # the response outlives its conversation
+    raises_400(lambda: history(store, None, "conv_1"), *_400("conversation_not_found", "conv_1"))
+    assert history(store, "resp_2", None)  # the response outlives its conversation
     assert store.delete("resp_2")
     assert not store.delete("resp_2")
     assert not store.record(delete("/v1/conversations/conv_1"))
@@ -556,7 +581,7 @@ def assert_complete(store: StateStore) -> int:
     with store._backend.transaction(write=False) as cur:
         rows = cur.execute("SELECT id, output_json FROM responses")
     for response_id, _ in rows:
-        items = store.items_before(response_id, None)
+        items = history(store, response_id, None)
         assert len(items) == 11
         for item in items[1:]:
             assert store.item(item["id"]) == item
@@ -593,7 +618,7 @@ def test_threads_write_at_once(open_state: Callable[..., StateStore]) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
-    items = stores[0].items_before(None, "conv_shared")
+    items = history(stores[0], None, "conv_shared")
     assert len(items) == 200
     for thread in range(4):  # each thread's turns in its order, input before output
         texts = [item["content"] for item in items if isinstance(item["content"], str)]

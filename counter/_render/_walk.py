@@ -3,13 +3,14 @@ exhaustiveness check of every dispatch table against generated/, and the memos' 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
 
 import generated as g
 from counter import _deadline
+from counter._decode import decode_request
 from counter._errors import CountTimeoutError, InvalidRequestError
 from counter._lru import BoundedLRU
 from counter._models import ModelInfo
@@ -117,7 +118,6 @@ def _flatten(ctx: _Ctx, sections: list[Section]) -> None:
         _stored_history(ctx, sections)
 
     items = request.input
-    base = len(items_out)  # input items from here on; stored ones before
     if isinstance(items, str):
         # A string input is one user message [OFF].
         items_out.append(g.Message(role="user", content=items))
@@ -134,7 +134,7 @@ def _flatten(ctx: _Ctx, sections: list[Section]) -> None:
     function_call, custom_call, message, reference = g.FunctionCall, g.CustomToolCall, g.Message, g.ItemReference
     for k, item in enumerate(items_out):
         cls = item.__class__
-        if cls is reference and k >= base:
+        if cls is reference:  # in the input, or left in a stored history by its resolver
             item = items_out[k] = _resolve_reference(ctx, item, params[k])
             cls = item.__class__
         if cls is function_call or cls is custom_call:
@@ -170,10 +170,41 @@ def _stored_history(ctx: _Ctx, sections: list[Section]) -> None:
         )
         sections.append(Section(field_name, [Fixed(0, True, "stored history not available: 0 (estimate)")]))
     else:
-        for k, value in enumerate(stored):
-            param = f"{field_name}[{k}]"
-            ctx.items.append(ctx.decode_item(value, param, "items_before()"))
-            ctx.params.append(param)
+        items = _decode_stored(ctx, stored, field_name)
+        ctx.items += items
+        ctx.params += [f"{field_name}[{k}]" for k in range(len(items))]
+
+
+def _decode_stored(ctx: _Ctx, stored: Sequence[Any] | bytes, field_name: str) -> list[Any]:
+    """A resolver's stored history as typed items: a JSON array decoded at once, straight from its
+    bytes; a list of mappings in one conversion when it is valid (a long history pays one call, not
+    one per item), else item by item, so that the error names the item."""
+    if isinstance(stored, (bytes, bytearray, memoryview)):
+        try:
+            decoded = decode_request(b'{"input":' + bytes(stored) + b"}").input
+        except InvalidRequestError as exc:
+            raise InvalidRequestError(
+                f"The history that the resolver's items_before() returned is not a list of valid input items: "
+                f"{exc.message}",
+                param=(exc.param or "input").replace("input", field_name, 1),
+                code=exc.code,
+            ) from None
+        if not isinstance(decoded, list):
+            raise InvalidRequestError(
+                "The history that the resolver's items_before() returned is not a JSON array of items.",
+                param=field_name,
+                code="invalid_type",
+            )
+        return decoded
+    if all(isinstance(value, Mapping) for value in stored):
+        try:
+            whole = decode_request({"input": list(stored)}).input
+        except InvalidRequestError:
+            pass  # below, item by item: the error then names the item
+        else:
+            assert isinstance(whole, list)
+            return whole
+    return [ctx.decode_item(value, f"{field_name}[{k}]", "items_before()") for k, value in enumerate(stored)]
 
 
 def _resolve_reference(ctx: _Ctx, item: g.ItemReference, param: str) -> Any:

@@ -130,7 +130,11 @@ def _response(exchange: Mapping[str, Any], response: Mapping[str, Any]) -> Respo
     elif isinstance(raw_input, str):
         input_items = [{"type": "message", "role": "user", "content": raw_input}]
     elif isinstance(raw_input, list):
-        input_items = list(raw_input)
+        # A reference by id alone is stored in its explicit form, so that a stored history without
+        # any `"item_reference"` in its text holds none (the store then hands it over as JSON).
+        input_items = [
+            {"type": "item_reference", "id": item["id"]} if is_reference(item) else item for item in raw_input
+        ]
     else:
         raise _expected("str | array", raw_input, "$.request.input")
     output = response.get("output", [])

@@ -76,6 +76,10 @@ MIGRATIONS: list[list[str]] = [
             size BIGINT NOT NULL
         )""",
     ],
+    # 2: a counter of the changes that can alter a recorded chain (a response recorded again, a
+    # deletion, expiry or eviction by purge or the cap), so that every handle of the store knows
+    # when the chains it keeps in memory are still what the store holds (counter/_state/_store.py).
+    ["CREATE TABLE store_generation (n BIGINT NOT NULL)", "INSERT INTO store_generation (n) VALUES (0)"],
 ]
 
 

@@ -7,8 +7,10 @@ state). docs/state.md, "The store", describes the tables, the lifecycle and the 
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -63,6 +65,7 @@ class StateStore(Resolver):
         self.max_bytes = max_bytes
         self._now: Callable[[], float] = time.time
         self._cap_checked_at = float("-inf")
+        self._chains = _ChainCache(_CHAIN_CACHE_CHARS)
 
     def __repr__(self) -> str:
         return f"<StateStore {self._backend.name} ttl={self.ttl:g}s max_bytes={self.max_bytes}>"
@@ -108,6 +111,8 @@ class StateStore(Resolver):
     def _record_response(self, cur: Cursor, record: ResponseRecord, now: float) -> None:
         input_json, output_json = _dump(record.input_items), _dump(record.output_items)
         usage_json = None if record.usage is None else _dump(record.usage)
+        if cur.execute("SELECT 1 FROM responses WHERE id = ?", (record.id,)):
+            _changed(cur)  # recorded again: a chain through it may read differently now
         cur.execute("DELETE FROM items WHERE owner_id = ?", (record.id,))  # recorded again: replaced
         cur.execute(
             """INSERT INTO responses (id, model, previous_response_id, conversation_id, input_json, output_json,
@@ -182,6 +187,8 @@ class StateStore(Resolver):
                     cur.execute(statement.format(f"SELECT id FROM {table} WHERE recorded_at < ?"), (cutoff,))
                 cur.execute(f"DELETE FROM {table} WHERE recorded_at < ?", (cutoff,))
                 removed += cur.rowcount
+                if table == "responses" and cur.rowcount:
+                    _changed(cur)
             cur.execute("DELETE FROM items WHERE recorded_at < ?", (cutoff,))
             removed += cur.rowcount
             removed += self._enforce_cap(cur)
@@ -220,9 +227,14 @@ class StateStore(Resolver):
 
     # ------------------------------------------------------------------------------------ Resolver
 
-    def items_before(self, previous_response_id: str | None, conversation_id: str | None) -> Sequence[Any] | None:
+    def items_before(
+        self, previous_response_id: str | None, conversation_id: str | None
+    ) -> Sequence[Any] | bytes | None:
         """A conversation's items in order; or the chain of previous responses, oldest first, each
-        one's input items then its output items, with item references replaced by the stored items."""
+        one's input items then its output items, with item references replaced by the stored items.
+
+        Returned as one JSON array (bytes), which the counter decodes straight into typed items,
+        unless a reference had to be replaced."""
         if conversation_id is None and previous_response_id is None:
             return None
         with self._backend.transaction(write=False) as cur:
@@ -236,11 +248,13 @@ class StateStore(Resolver):
                     "SELECT item_json FROM conversation_items WHERE conversation_id = ? ORDER BY position",
                     (conversation_id,),
                 )
-                items = [_load(row[0]) for row in rows]
+                text = "[" + ",".join(row[0] for row in rows) + "]"
             else:
                 assert previous_response_id is not None
-                items = _chain(cur, previous_response_id, cutoff)
-            return [_resolve_reference(cur, item, cutoff) for item in items]
+                text = _chain(cur, previous_response_id, cutoff, self._chains)
+            if '"item_reference"' not in text:
+                return text.encode()
+            return [_resolve_reference(cur, item, cutoff) for item in _load(text)]
 
     def item(self, item_id: str) -> Any:
         with self._backend.transaction(write=False) as cur:
@@ -291,6 +305,8 @@ class StateStore(Resolver):
 
 
 _CAP_INTERVAL = 1.0
+#: Characters of chains that a store handle keeps in memory (docs/state.md, "Cost").
+_CHAIN_CACHE_CHARS = 16_000_000
 
 # The tables of whole entries (what expiry and the cap remove), each with the statements that remove
 # what it owns, `{}` being a subquery of the owners' ids.
@@ -326,7 +342,10 @@ def _delete(cur: Cursor, kind: str, object_id: str, conversation_id: str | None)
     for statement in _ENTRY_TABLES[table]:
         cur.execute(statement.format("?"), (object_id,))
     cur.execute(f"DELETE FROM {table} WHERE id = ?", (object_id,))
-    return cur.rowcount > 0
+    removed = cur.rowcount > 0
+    if removed and kind == "response":
+        _changed(cur)
+    return removed
 
 
 def _store_items(cur: Cursor, owner_id: str, items: Sequence[Any], now: float, *, replace: bool) -> None:
@@ -398,32 +417,99 @@ def _update_conversation_size(cur: Cursor, conversation_id: str) -> None:
     )
 
 
-def _chain(cur: Cursor, response_id: str, cutoff: float) -> list[Any]:
-    """The items of the chain of responses that ends with `response_id`, oldest first."""
-    visited: set[str] = set()
-    links: list[tuple[Any, Any]] = []
+_LINK_SQL = (
+    "SELECT previous_response_id, recorded_at, input_json, output_json FROM responses WHERE id = ? AND recorded_at >= ?"
+)
+
+
+def _changed(cur: Cursor) -> None:
+    """Tell every handle of the store that a recorded chain may have changed (docs/state.md)."""
+    cur.execute("UPDATE store_generation SET n = n + 1")
+
+
+class _Chain:
+    """A chain's items as the inside of a JSON array, how many links it has, its oldest recording
+    time (it expires with it) and the store generation it was read at."""
+
+    __slots__ = ("generation", "inner", "links", "oldest")
+
+    def __init__(self, generation: int, inner: str, links: int, oldest: float) -> None:
+        self.generation, self.inner, self.links, self.oldest = generation, inner, links, oldest
+
+
+class _ChainCache:
+    """Chains by the id of their newest response, bounded by characters; thread-safe.
+
+    A recorded response never changes except through what bumps the store's generation (recorded
+    again, deleted, purged, evicted), and a new response only starts a longer chain; so a chain read
+    at the current generation, whose oldest link has not expired, is what the store holds. An agent's
+    next turn then reads one row: its new response, then the rest of its history from here.
+    """
+
+    def __init__(self, max_chars: int) -> None:
+        self._lock = threading.Lock()
+        self._data: OrderedDict[str, _Chain] = OrderedDict()
+        self._chars = 0
+        self.max_chars = max_chars
+
+    def get(self, head: str, generation: int, cutoff: float) -> _Chain | None:
+        with self._lock:
+            chain = self._data.get(head)
+            if chain is None or chain.generation != generation or chain.oldest < cutoff:
+                return None
+            self._data.move_to_end(head)
+            return chain
+
+    def put(self, head: str, chain: _Chain) -> None:
+        if len(chain.inner) > self.max_chars // 4:
+            return  # one huge history must not flush every other
+        with self._lock:
+            old = self._data.pop(head, None)
+            if old is not None:
+                self._chars -= len(old.inner)
+            self._data[head] = chain
+            self._chars += len(chain.inner)
+            while self._chars > self.max_chars:
+                _, evicted = self._data.popitem(last=False)
+                self._chars -= len(evicted.inner)
+
+
+def _chain(cur: Cursor, response_id: str, cutoff: float, cache: _ChainCache) -> str:
+    """The items of the chain of responses that ends with `response_id`, oldest first, as a JSON array.
+
+    Walks back link by link until the root, or until a chain it already holds (the usual case: the
+    response before this one), and keeps the result under `response_id`."""
+    generation = int(cur.execute("SELECT n FROM store_generation")[0][0])
+    base = _Chain(generation, "", 0, float("inf"))
+    newer: list[tuple[float, str]] = []  # the links read here, newest first: (recorded_at, their items)
+    seen: set[str] = set()
     current: str | None = response_id
     while current is not None:
-        if current in visited:
+        known = cache.get(current, generation, cutoff)
+        if known is not None:
+            base = known
+            break
+        if current in seen:
             raise _messages.chain_cycle(response_id)
-        if len(visited) >= _messages.MAX_CHAIN:
+        if len(seen) >= _messages.MAX_CHAIN:
             raise _messages.chain_too_long(response_id)
-        visited.add(current)
-        rows = cur.execute(
-            "SELECT previous_response_id, input_json, output_json FROM responses WHERE id = ? AND recorded_at >= ?",
-            (current, cutoff),
-        )
+        seen.add(current)
+        rows = cur.execute(_LINK_SQL, (current, cutoff))
         if not rows:
             # The one asked for, or an earlier link that expired or was deleted: OpenAI could not
             # replay the chain either.
             raise _messages.previous_response_not_found(current)
-        current, input_json, output_json = rows[0]
-        links.append((input_json, output_json))
-    items: list[Any] = []
-    for input_json, output_json in reversed(links):
-        items += _load(input_json)
-        items += _load(output_json)
-    return items
+        current, recorded_at, input_json, output_json = rows[0]
+        # Each stored array's items without its brackets: the links join into one array.
+        newer.append((recorded_at, ",".join(array[1:-1] for array in (input_json, output_json) if array != "[]")))
+    if base.links + len(newer) > _messages.MAX_CHAIN:
+        raise _messages.chain_too_long(response_id)
+    parts = [base.inner] if base.inner else []
+    parts += [inner for _at, inner in reversed(newer) if inner]
+    chain = _Chain(generation, ",".join(parts), base.links + len(newer), min([base.oldest, *(at for at, _ in newer)]))
+    if newer:
+        cache.put(response_id, chain)
+    return "[" + chain.inner + "]"
 
 
 def _item(cur: Cursor, item_id: str, cutoff: float) -> Any:
