@@ -202,7 +202,14 @@ def _tools_pieces(ctx: _Ctx, tools: Sequence[Any]) -> list[Piece]:
 
 
 def _choice_nothing(ctx: _Ctx, choice: Any) -> list[Piece]:
-    # none / auto / required / allowed_tools add nothing (docs/rendering.md §2 [API]).
+    # none / auto / required / allowed_tools add nothing (docs/rendering.md §2 [API]), but for
+    # "required" with a single function tool, which is forcing that function: the named choice's cost
+    # [API: odn-0122 gpt-4o-mini, ollm-0187 gpt-4.1-nano, 9 = 7 + T(name) each; with two tools
+    # "required" adds nothing: pydai-0913/0914; on harmony the named choice adds nothing either:
+    # pydai-0286, rllm-0060; pydai-0306 stays 3 over, docs/rendering.md §2].
+    tools = ctx.request.tools
+    if choice == "required" and isinstance(tools, list) and len(tools) == 1 and isinstance(tools[0], g.FunctionTool):
+        return _choice_function(ctx, g.ToolChoiceFunction(name=tools[0].name))
     return []
 
 
