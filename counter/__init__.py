@@ -8,6 +8,7 @@
 The public API is the names in `__all__`; every other module is private.
 """
 
+from counter._calibration import Calibration, load_calibration
 from counter._count import (
     Count,
     Part,
@@ -29,6 +30,7 @@ from counter._resolve import Resolver
 __version__ = "0.1.0"
 
 __all__ = [
+    "Calibration",
     "Count",
     "CountTimeoutError",
     "InputTokensError",
@@ -45,6 +47,7 @@ __all__ = [
     "count_input_tokens",
     "decode_request",
     "get_default_model",
+    "load_calibration",
     "register_alias",
     "set_default_model",
     "unregister_alias",

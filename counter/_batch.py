@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import msgspec
 
+from counter._calibration import Calibration
 from counter._count import count
 from counter._encoding import get_encoding
 from counter._errors import InputTokensError, Remedy, UnresolvedError, library_remedy
@@ -114,7 +115,14 @@ class _LineError(Exception):
 LineResult = tuple[bytes, int, bool, tuple[str, ...]]
 
 
-def count_line(line: bytes, number: int, *, model: str | None = None, estimate: bool = False) -> LineResult:
+def count_line(
+    line: bytes,
+    number: int,
+    *,
+    model: str | None = None,
+    estimate: bool = False,
+    calibration: Calibration | None = None,
+) -> LineResult:
     """Count one JSONL line (a body, or a Batch API line for /v1/responses). Never raises: a bad
     line, or even a bug, becomes an error result line keyed like the others.
 
@@ -126,7 +134,7 @@ def count_line(line: bytes, number: int, *, model: str | None = None, estimate: 
     try:
         raw = _batch_object(line)
         if raw is None:
-            result = count(line, model=model, estimate=estimate, breakdown=False)
+            result = count(line, model=model, estimate=estimate, breakdown=False, calibration=calibration)
         else:
             if isinstance(raw["custom_id"], str):
                 key = {"custom_id": raw["custom_id"]}
@@ -147,7 +155,7 @@ def count_line(line: bytes, number: int, *, model: str | None = None, estimate: 
             if ignored or unresolved:
                 drop = CREATE_ONLY_KEYS | UNRESOLVED_CREATE_KEYS
                 body = {k: v for k, v in body.items() if k not in drop}
-            result = count(body, model=model, estimate=estimate, breakdown=False)
+            result = count(body, model=model, estimate=estimate, breakdown=False, calibration=calibration)
             estimated = bool(unresolved)
     except (InputTokensError, _LineError) as exc:
         return _encoder.encode({**key, **error_payload(exc)}), 0, False, ignored
@@ -181,12 +189,14 @@ def _batch_object(line: bytes) -> dict[str, Any] | None:
 ChunkResult = tuple[bytes, int, int, int, tuple[str, ...]]
 
 
-def _count_chunk(chunk: list[tuple[int, bytes]], model: str | None, estimate: bool) -> ChunkResult:
+def _count_chunk(
+    chunk: list[tuple[int, bytes]], model: str | None, estimate: bool, calibration: Calibration | None = None
+) -> ChunkResult:
     out: list[bytes] = []
     tokens = errors = 0
     ignored: list[str] = []
     for number, line in chunk:
-        result, n, ok, dropped = count_line(line, number, model=model, estimate=estimate)
+        result, n, ok, dropped = count_line(line, number, model=model, estimate=estimate, calibration=calibration)
         out.append(result)
         tokens += n
         errors += not ok
@@ -247,7 +257,15 @@ def _ranges(stream: IO[bytes]) -> Iterator[tuple[int, int, int]]:
 _open_files: dict[str, IO[bytes]] = {}
 
 
-def _count_range(path: str, start: int, end: int, first: int, model: str | None, estimate: bool) -> ChunkResult:
+def _count_range(
+    path: str,
+    start: int,
+    end: int,
+    first: int,
+    model: str | None,
+    estimate: bool,
+    calibration: Calibration | None = None,
+) -> ChunkResult:
     f = _open_files.get(path)
     if f is None:
         f = _open_files[path] = open(path, "rb")  # noqa: SIM115 - kept open for the worker's next chunks
@@ -256,7 +274,7 @@ def _count_range(path: str, start: int, end: int, first: int, model: str | None,
     if lines[-1] == b"":
         lines.pop()  # the newline that ends the range's last line
     chunk = [(first + i, line) for i, line in enumerate(lines) if line.strip()]
-    return _count_chunk(chunk, model, estimate)
+    return _count_chunk(chunk, model, estimate, calibration)
 
 
 def _cores() -> int:
@@ -272,12 +290,17 @@ def _ignore_sigint() -> None:
 
 
 def _results(
-    stream: IO[bytes], path: str | None, jobs: int, model: str | None, estimate: bool
+    stream: IO[bytes],
+    path: str | None,
+    jobs: int,
+    model: str | None,
+    estimate: bool,
+    calibration: Calibration | None = None,
 ) -> Iterator[ChunkResult]:
     jobs = jobs or _cores()
     if jobs == 1:
         for chunk in _chunks(stream):
-            yield _count_chunk(chunk, model, estimate)
+            yield _count_chunk(chunk, model, estimate, calibration)
         return
     import multiprocessing
 
@@ -295,9 +318,9 @@ def _results(
     tasks: Iterator[tuple[Callable[..., ChunkResult], tuple[Any, ...]]]
     if path is not None and stream.seekable():
         path = os.path.abspath(path)
-        tasks = ((_count_range, (path, *r, model, estimate)) for r in _ranges(stream))
+        tasks = ((_count_range, (path, *r, model, estimate, calibration)) for r in _ranges(stream))
     else:
-        tasks = ((_count_chunk, (chunk, model, estimate)) for chunk in _chunks(stream))
+        tasks = ((_count_chunk, (chunk, model, estimate, calibration)) for chunk in _chunks(stream))
     with context.Pool(jobs, initializer=_ignore_sigint) as pool:
         window: deque[Any] = deque()
         for fn, task in tasks:
@@ -333,6 +356,7 @@ def run_batch(
     model: str | None = None,
     estimate: bool = False,
     progress: Callable[[Summary], None] | None = None,
+    calibration: Calibration | None = None,
 ) -> Summary:
     """Count every line of `source` and write its result lines (`count_line`'s, each ending in a
     newline) to `out`, in input order; blank lines are skipped but keep their number.
@@ -342,6 +366,7 @@ def run_batch(
     the workers in chunks; not closed). `jobs` is the number of worker processes, 0 for every core,
     1 for none. `progress`, when given, is called with the summary so far after each chunk (of up to
     `CHUNK_LINES` lines). A bad line is an error line in the output, never an exception.
+    `calibration` is applied to every line's count (`counter.count`'s argument).
     """
     if jobs < 0:
         raise ValueError("jobs must be 0 (every core) or more")
@@ -357,7 +382,7 @@ def run_batch(
     summary = Summary()
     started = time.monotonic()
     try:
-        for results, n_lines, n_tokens, n_errors, dropped in _results(stream, path, jobs, model, estimate):
+        for results, n_lines, n_tokens, n_errors, dropped in _results(stream, path, jobs, model, estimate, calibration):
             out.write(results)
             summary.lines += n_lines
             summary.tokens += n_tokens

@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=1, metavar="N", help="worker processes for --jsonl (0 = every core; default 1)"
     )
     c.add_argument("--no-progress", action="store_true", help="no progress line, even on a terminal")
+    _calibration_option(c)
+    _audit_parsers(commands)
 
     s = commands.add_parser("serve", help="answer POST /v1/responses/input_tokens over HTTP")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -95,8 +97,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command in ("audit", "calibrate"):
+            from counter._audit_cli import run_command
+
+            return run_command(args, _UsageError)
         if args.command == "count":
             _check_model(args.model)
+            args.calibration = _load_calibration(args.calibration)
             if args.jsonl:
                 return _count_jsonl(args)
             if args.jobs != 1:
@@ -119,6 +126,31 @@ def _check_model(model: str | None) -> None:
         lookup_model(model)
     except UnknownModelError:
         raise _UsageError(f"unknown --model {model!r}; known models: {', '.join(known_models())}") from None
+
+
+def _calibration_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--calibration",
+        metavar="FILE",
+        default=None,
+        help="apply a calibration file written by `input-tokens calibrate` (default: $INPUT_TOKENS_CALIBRATION)",
+    )
+
+
+def _audit_parsers(commands: Any) -> None:
+    """`audit` and `calibrate` (their work is in counter/_audit_cli.py)."""
+    from counter._audit_cli import add_parsers
+
+    add_parsers(commands, _calibration_option)
+
+
+def _load_calibration(path: str | None) -> Any:
+    from counter._calibration import CalibrationError, calibration_from
+
+    try:
+        return calibration_from(path)
+    except CalibrationError as exc:
+        raise _UsageError(str(exc)) from None
 
 
 # ------------------------------------------------------------------ serve
@@ -162,7 +194,7 @@ def _read(path: str) -> bytes:
 def _count_one(args: argparse.Namespace) -> int:
     body = _read(args.file)
     try:
-        result = count(body, model=args.model, estimate=args.estimate)
+        result = count(body, model=args.model, estimate=args.estimate, calibration=args.calibration)
     except InputTokensError as exc:
         sys.stderr.write(_encoder.encode(error_payload(exc)).decode() + "\n")
         return 1
@@ -235,6 +267,7 @@ def _count_jsonl(args: argparse.Namespace) -> int:
             model=args.model,
             estimate=args.estimate,
             progress=progress if show else None,
+            calibration=args.calibration,
         )
     except SourceError as exc:
         show = False  # nothing was opened, so no progress line to clear
