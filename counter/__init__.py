@@ -8,6 +8,7 @@
 The public API is the names in `__all__`; every other module is private.
 """
 
+from counter._calibration import Calibration, load_calibration
 from counter._count import (
     Count,
     Part,
@@ -30,6 +31,7 @@ from counter._state import StateStore, open_store
 __version__ = "0.1.0"
 
 __all__ = [
+    "Calibration",
     "Count",
     "CountTimeoutError",
     "InputTokensError",
@@ -47,6 +49,7 @@ __all__ = [
     "count_input_tokens",
     "decode_request",
     "get_default_model",
+    "load_calibration",
     "open_store",
     "register_alias",
     "set_default_model",

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import msgspec
 
+from counter._calibration import Calibration
 from counter._count import count
 from counter._encoding import get_encoding
 from counter._errors import InputTokensError, Remedy, UnresolvedError, library_remedy
@@ -116,7 +117,13 @@ LineResult = tuple[bytes, int, bool, tuple[str, ...]]
 
 
 def count_line(
-    line: bytes, number: int, *, model: str | None = None, estimate: bool = False, resolver: Resolver | None = None
+    line: bytes,
+    number: int,
+    *,
+    model: str | None = None,
+    estimate: bool = False,
+    resolver: Resolver | None = None,
+    calibration: Calibration | None = None,
 ) -> LineResult:
     """Count one JSONL line (a body, or a Batch API line for /v1/responses). Never raises: a bad
     line, or even a bug, becomes an error result line keyed like the others.
@@ -130,7 +137,9 @@ def count_line(
     try:
         raw = _batch_object(line)
         if raw is None:
-            result = count(line, model=model, resolver=resolver, estimate=estimate, breakdown=False)
+            result = count(
+                line, model=model, resolver=resolver, estimate=estimate, breakdown=False, calibration=calibration
+            )
         else:
             if isinstance(raw["custom_id"], str):
                 key = {"custom_id": raw["custom_id"]}
@@ -151,7 +160,9 @@ def count_line(
             if ignored or unresolved:
                 drop = CREATE_ONLY_KEYS | UNRESOLVED_CREATE_KEYS
                 body = {k: v for k, v in body.items() if k not in drop}
-            result = count(body, model=model, resolver=resolver, estimate=estimate, breakdown=False)
+            result = count(
+                body, model=model, resolver=resolver, estimate=estimate, breakdown=False, calibration=calibration
+            )
             estimated = bool(unresolved)
     except (InputTokensError, _LineError) as exc:
         return _encoder.encode({**key, **error_payload(exc)}), 0, False, ignored
@@ -186,7 +197,11 @@ ChunkResult = tuple[bytes, int, int, int, tuple[str, ...]]
 
 
 def _count_chunk(
-    chunk: list[tuple[int, bytes]], model: str | None, estimate: bool, resolver: Resolver | None = None
+    chunk: list[tuple[int, bytes]],
+    model: str | None,
+    estimate: bool,
+    calibration: Calibration | None = None,
+    resolver: Resolver | None = None,
 ) -> ChunkResult:
     if resolver is None and _worker_state is not None:  # in a worker process: its own resolver
         if isinstance(_worker_state, BaseException):
@@ -196,7 +211,9 @@ def _count_chunk(
     tokens = errors = 0
     ignored: list[str] = []
     for number, line in chunk:
-        result, n, ok, dropped = count_line(line, number, model=model, estimate=estimate, resolver=resolver)
+        result, n, ok, dropped = count_line(
+            line, number, model=model, estimate=estimate, resolver=resolver, calibration=calibration
+        )
         out.append(result)
         tokens += n
         errors += not ok
@@ -257,7 +274,15 @@ def _ranges(stream: IO[bytes]) -> Iterator[tuple[int, int, int]]:
 _open_files: dict[str, IO[bytes]] = {}
 
 
-def _count_range(path: str, start: int, end: int, first: int, model: str | None, estimate: bool) -> ChunkResult:
+def _count_range(
+    path: str,
+    start: int,
+    end: int,
+    first: int,
+    model: str | None,
+    estimate: bool,
+    calibration: Calibration | None = None,
+) -> ChunkResult:
     f = _open_files.get(path)
     if f is None:
         f = _open_files[path] = open(path, "rb")  # noqa: SIM115 - kept open for the worker's next chunks
@@ -266,7 +291,7 @@ def _count_range(path: str, start: int, end: int, first: int, model: str | None,
     if lines[-1] == b"":
         lines.pop()  # the newline that ends the range's last line
     chunk = [(first + i, line) for i, line in enumerate(lines) if line.strip()]
-    return _count_chunk(chunk, model, estimate)
+    return _count_chunk(chunk, model, estimate, calibration)
 
 
 def _cores() -> int:
@@ -282,9 +307,13 @@ def _cores() -> int:
 _worker_state: Resolver | BaseException | None = None
 
 
-def _init_worker(open_resolver: Callable[[], Resolver] | None) -> None:
+def _ignore_sigint() -> None:
     # Ctrl-C reaches the whole process group: the parent stops the pool, the workers stay quiet.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _init_worker(open_resolver: Callable[[], Resolver] | None) -> None:
+    _ignore_sigint()
     global _worker_state
     if open_resolver is not None:
         try:
@@ -301,11 +330,12 @@ def _results(
     estimate: bool,
     resolver: Resolver | None,
     open_resolver: Callable[[], Resolver] | None,
+    calibration: Calibration | None = None,
 ) -> Iterator[ChunkResult]:
     jobs = jobs or _cores()
     if jobs == 1:
         for chunk in _chunks(stream):
-            yield _count_chunk(chunk, model, estimate, resolver)
+            yield _count_chunk(chunk, model, estimate, calibration, resolver)
         return
     if resolver is not None and open_resolver is None:
         raise ValueError("with jobs other than 1, pass open_resolver: each worker process opens its own")
@@ -325,9 +355,9 @@ def _results(
     tasks: Iterator[tuple[Callable[..., ChunkResult], tuple[Any, ...]]]
     if path is not None and stream.seekable():
         path = os.path.abspath(path)
-        tasks = ((_count_range, (path, *r, model, estimate)) for r in _ranges(stream))
+        tasks = ((_count_range, (path, *r, model, estimate, calibration)) for r in _ranges(stream))
     else:
-        tasks = ((_count_chunk, (chunk, model, estimate)) for chunk in _chunks(stream))
+        tasks = ((_count_chunk, (chunk, model, estimate, calibration)) for chunk in _chunks(stream))
     with context.Pool(jobs, initializer=_init_worker, initargs=(open_resolver,)) as pool:
         window: deque[Any] = deque()
         for fn, task in tasks:
@@ -365,6 +395,7 @@ def run_batch(
     progress: Callable[[Summary], None] | None = None,
     resolver: Resolver | None = None,
     open_resolver: Callable[[], Resolver] | None = None,
+    calibration: Calibration | None = None,
 ) -> Summary:
     """Count every line of `source` and write its result lines (`count_line`'s, each ending in a
     newline) to `out`, in input order; blank lines are skipped but keep their number.
@@ -378,6 +409,7 @@ def run_batch(
     `resolver` answers for server-side state when `jobs` is 1; a worker process calls
     `open_resolver` (picklable, e.g. a `functools.partial` of `counter._state.open_store`) once for
     its own, since a store's connection does not cross processes. An exception it raises is raised here.
+    `calibration` is applied to every line's count (`counter.count`'s argument).
     """
     if jobs < 0:
         raise ValueError("jobs must be 0 (every core) or more")
@@ -394,7 +426,7 @@ def run_batch(
     started = time.monotonic()
     try:
         for results, n_lines, n_tokens, n_errors, dropped in _results(
-            stream, path, jobs, model, estimate, resolver, open_resolver
+            stream, path, jobs, model, estimate, resolver, open_resolver, calibration
         ):
             out.write(results)
             summary.lines += n_lines

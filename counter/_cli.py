@@ -75,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
         help=f"answer previous_response_id, conversation, item_reference and file_id from this state store "
         f"(sqlite:///path or postgresql://...; default: ${STATE_ENV}; the flag wins)",
     )
+    _calibration_option(c)
+    _audit_parsers(commands)
 
     s = commands.add_parser("serve", help="answer POST /v1/responses/input_tokens over HTTP")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -137,8 +139,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "state":
             return _state(args)
+        if args.command in ("audit", "calibrate"):
+            from counter._audit_cli import run_command
+
+            return run_command(args, _UsageError)
         if args.command == "count":
             _check_model(args.model)
+            args.calibration = _load_calibration(args.calibration)
             if args.jsonl:
                 return _count_jsonl(args)
             if args.jobs != 1:
@@ -164,6 +171,31 @@ def _check_model(model: str | None) -> None:
         lookup_model(model)
     except UnknownModelError:
         raise _UsageError(f"unknown --model {model!r}; known models: {', '.join(known_models())}") from None
+
+
+def _calibration_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--calibration",
+        metavar="FILE",
+        default=None,
+        help="apply a calibration file written by `input-tokens calibrate` (default: $INPUT_TOKENS_CALIBRATION)",
+    )
+
+
+def _audit_parsers(commands: Any) -> None:
+    """`audit` and `calibrate` (their work is in counter/_audit_cli.py)."""
+    from counter._audit_cli import add_parsers
+
+    add_parsers(commands, _calibration_option)
+
+
+def _load_calibration(path: str | None) -> Any:
+    from counter._calibration import CalibrationError, calibration_from
+
+    try:
+        return calibration_from(path)
+    except CalibrationError as exc:
+        raise _UsageError(str(exc)) from None
 
 
 # ------------------------------------------------------------------ serve
@@ -215,7 +247,13 @@ def _read(path: str) -> bytes:
 def _count_one(args: argparse.Namespace) -> int:
     try:
         with _store(args) as store:  # opened first: a store that cannot be opened fails before stdin is read
-            result = count(_read(args.file), model=args.model, resolver=store, estimate=args.estimate)
+            result = count(
+                _read(args.file),
+                model=args.model,
+                resolver=store,
+                estimate=args.estimate,
+                calibration=args.calibration,
+            )
     except InputTokensError as exc:
         sys.stderr.write(_encoder.encode(error_payload(exc)).decode() + "\n")
         return 1
@@ -295,6 +333,7 @@ def _count_jsonl(args: argparse.Namespace) -> int:
                 progress=progress if show else None,
                 resolver=None if in_workers else store,
                 open_resolver=functools.partial(open_state, url) if in_workers and url else None,
+                calibration=args.calibration,
             )
     except SourceError as exc:
         show = False  # nothing was opened, so no progress line to clear

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
 
 import generated
 from counter import _deadline, _encoding
+from counter._calibration import Calibration
 from counter._decode import decode_request
 from counter._encoding import TokenizerError, counter_for, known_counts
 from counter._errors import CountTimeoutError, InputTokensError, InvalidRequestError, Remedy
-from counter._models import ModelInfo, UnknownModelError, known_models, lookup_model
-from counter._pieces import Special, render_text
+from counter._models import ModelInfo, UnknownModelError, base_model, known_models, lookup_model
+from counter._pieces import Fixed, Piece, Special, render_text
 from counter._render import memo_clear, memo_configure, memo_info, render
 from counter._resolve import Resolver
 
@@ -116,17 +117,29 @@ def get_default_model() -> str:
     return _default_model
 
 
+#: The estimated numbers of a count, as (key, tokens) in prompt order ("" for a number no calibration
+#: may replace): what `counter._calibrate` fits from and `counter._audit` reports.
+Estimates = list[tuple[str, int]]
+
+
 def _count(
-    body: Body, model: str | None, resolver: Resolver | None, estimate: bool, breakdown: bool, timeout: float | None
+    body: Body,
+    model: str | None,
+    resolver: Resolver | None,
+    estimate: bool,
+    breakdown: bool,
+    timeout: float | None,
+    calibration: Calibration | None = None,
+    collect: Estimates | None = None,
 ) -> Count:
     if timeout is None:
-        return _count_body(body, model, resolver, estimate, breakdown, None)
+        return _count_body(body, model, resolver, estimate, breakdown, None, calibration, collect)
     if not timeout > 0:  # also refuses NaN
         raise ValueError(f"timeout must be a number of seconds > 0 or None, got {timeout!r}")
     deadline = (_deadline.monotonic() + timeout, timeout)
     token = _deadline.use(deadline)
     try:
-        return _count_body(body, model, resolver, estimate, breakdown, deadline)
+        return _count_body(body, model, resolver, estimate, breakdown, deadline, calibration, collect)
     finally:
         _deadline.reset(token)
 
@@ -138,6 +151,8 @@ def _count_body(
     estimate: bool,
     breakdown: bool,
     deadline: _deadline.Deadline | None,
+    calibration: Calibration | None = None,
+    collect: Estimates | None = None,
 ) -> Count:
     request = decode_request(body)
     if model is not None:
@@ -170,6 +185,8 @@ def _count_body(
     parts: list[Part] = []
     total = 0
     any_estimated = False
+    keyed = calibration is not None or collect is not None
+    calibrated_for = base_model(name) if calibration is not None else ""
     for label, pieces, counts in sections:
         if deadline is not None and _deadline.monotonic() > deadline[0]:
             raise CountTimeoutError(deadline[1])
@@ -198,11 +215,36 @@ def _count_body(
                 ) from None
             if counts is not None:
                 counts[encoding] = (n, estimated)
+        if keyed and estimated:
+            delta, replaced = _estimates(pieces, calibration, calibrated_for, collect)
+            n += delta
+            pieces = pieces if replaced is None else replaced
         total += n
         any_estimated = any_estimated or estimated
         if breakdown:
             parts.append(Part(label, n, estimated, render_text(pieces)))
     return Count(total, any_estimated, name, tuple(parts))
+
+
+def _estimates(
+    pieces: Sequence[Piece], calibration: Calibration | None, model: str, collect: Estimates | None
+) -> tuple[int, list[Piece] | None]:
+    """A section's estimated numbers: each reported to `collect`, and those `calibration` holds for
+    `model` replaced (the change in tokens, and the pieces with the replacements, or None)."""
+    delta = 0
+    replaced: list[Piece] | None = None
+    for i, piece in enumerate(pieces):
+        if not (isinstance(piece, Fixed) and piece.estimated):
+            continue
+        if collect is not None:
+            collect.append((piece.key, piece.n))
+        entry = calibration.get(piece.key, model) if calibration is not None and piece.key else None
+        if entry is not None:
+            delta += entry.value - piece.n
+            if replaced is None:
+                replaced = list(pieces)
+            replaced[i] = Fixed(entry.value, True, f"{piece.why}; {entry.why()}", piece.key)
+    return delta, replaced
 
 
 def _not_json(body: Body) -> InvalidRequestError | None:
@@ -233,6 +275,7 @@ def count(
     estimate: bool = False,
     breakdown: bool = True,
     timeout: float | None = None,
+    calibration: Calibration | None = None,
 ) -> Count:
     """Count the input tokens of a Responses-API request body, as `POST /v1/responses/input_tokens` would.
 
@@ -258,8 +301,12 @@ def count(
     items, tools, sections, PDF pages and chunks of long texts; what runs in one piece between two
     checks (decoding the JSON, one text with nowhere to cut it, such as a long run of one character)
     is not interrupted.
+
+    `calibration` (from `counter.load_calibration`) replaces the estimated constants it holds for the
+    model, fitted on recorded traffic by `input-tokens calibrate` (docs/audit.md); the parts it changes
+    say `calibrated` in their text, and the count stays `estimated`.
     """
-    return _count(body, model, resolver, estimate, breakdown, timeout)
+    return _count(body, model, resolver, estimate, breakdown, timeout, calibration)
 
 
 def count_input_tokens(
@@ -269,9 +316,10 @@ def count_input_tokens(
     resolver: Resolver | None = None,
     estimate: bool = False,
     timeout: float | None = None,
+    calibration: Calibration | None = None,
 ) -> int:
     """`count(...).input_tokens`, without building the breakdown."""
-    return _count(body, model, resolver, estimate, False, timeout).input_tokens
+    return _count(body, model, resolver, estimate, False, timeout, calibration).input_tokens
 
 
 def cache_info() -> dict[str, dict[str, int]]:

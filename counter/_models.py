@@ -31,6 +31,7 @@ __all__ = [
     "PatchRule",
     "TileRule",
     "UnknownModelError",
+    "base_model",
     "known_models",
     "lookup_model",
     "register_alias",
@@ -224,19 +225,28 @@ def known_models() -> list[str]:
     return sorted(_TABLE)
 
 
-def _from_table(name: str) -> ModelInfo | None:
-    info = _TABLE.get(name)
-    if info is not None:
-        return info
+def _table_key(name: str) -> str | None:
+    if name in _TABLE:
+        return name
     stripped = _SNAPSHOT.sub("", name)
-    info = _TABLE.get(stripped)
-    if info is not None:
-        return info
+    if stripped in _TABLE:
+        return stripped
     best: str | None = None
     for key in _TABLE:
         if name.startswith(key + "-") and (best is None or len(key) > len(best)):
             best = key
-    return _TABLE[best] if best is not None else None
+    return best
+
+
+def base_model(model: str) -> str:
+    """The table's name for a request's ``model`` (``gpt-4o`` for ``gpt-4o-2024-08-06``, a fine-tuned
+    name or an alias of it), or ``UnknownModelError``: what reports and calibrations group by."""
+    if model not in _aliases and model in _TABLE:
+        return model
+    key = _table_key(_unaliased(model))
+    if key is None:
+        raise UnknownModelError(model)
+    return key
 
 
 def lookup_model(model: str) -> ModelInfo:
@@ -246,6 +256,13 @@ def lookup_model(model: str) -> ModelInfo:
         info = _TABLE.get(model)
         if info is not None:
             return info
+    key = _table_key(_unaliased(model))
+    if key is None:
+        raise UnknownModelError(model)
+    return _TABLE[key]
+
+
+def _unaliased(model: str) -> str:
     name = model.strip().lower()
     if name.startswith("ft:"):
         # Fine-tuned models are named `ft:<base model>:<org>:<suffix>:<id>` and count like the base.
@@ -254,7 +271,4 @@ def lookup_model(model: str) -> ModelInfo:
     while name in _aliases and name not in seen:  # aliases may chain; cycles stop here
         seen.add(name)
         name = _aliases[name]
-    info = _from_table(name)
-    if info is None:
-        raise UnknownModelError(model)
-    return info
+    return name

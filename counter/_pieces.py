@@ -8,9 +8,10 @@ A rendered request is a flat sequence of pieces:
   boundary: the API tokenizes a role name, a recipient and a content separately, so a count is a
   sum over pieces (docs/rendering.md §0 [API]). Texts are the most numerous pieces (a 200-item
   history has ~600), so they are the strings themselves, with no wrapper object to allocate.
-- ``Fixed(n, estimated, why)``: a cost known as a number rather than as text: image and file
+- ``Fixed(n, estimated, why, key)``: a cost known as a number rather than as text: image and file
   costs, fitted framing constants, hidden hosted-tool prompts. ``estimated`` marks numbers that
-  are not exact for the request at hand; ``why`` says where the number comes from.
+  are not exact for the request at hand; ``why`` says where the number comes from; ``key`` names
+  the estimated constants that a calibration fitted on recorded traffic may replace.
 
 Specials and fixed costs carry a short ``why`` (which token or rule produced them) so that a
 breakdown or a failing test can print the rendering next to the count.
@@ -38,6 +39,9 @@ class Fixed:
     n: int
     estimated: bool = False
     why: str = ""
+    #: For an estimated number that a calibration may replace (docs/audit.md): a stable name such as
+    #: ``hosted:web_search`` or ``stored_call_id``; empty for numbers no calibration touches.
+    key: str = ""
 
 
 Piece = str | Special | Fixed

@@ -165,7 +165,8 @@ def _file(ctx: _Ctx, part: g.InputFile, path: str, where: _Where) -> list[Piece]
         raise InvalidRequestError(f"Invalid file in '{param}': {exc}", param=param, code="invalid_value") from None
     frame = ctx.fam.file_in_message if where == "message" else ctx.fam.file_in_output
     estimated = ft.estimated or ctx.fam.file_framing_estimated
-    out: list[Piece] = [ft.text, Fixed(frame, estimated, f"{ft.kind} file framing [FIT §7]; {ft.why}")]
+    why = f"{ft.kind} file framing [FIT §7]; {ft.why}"
+    out: list[Piece] = [ft.text, Fixed(frame, estimated, why, f"file_framing:{ft.kind}:{where}")]
     if fetched:
         # An uploaded PDF cost 13 more than the same bytes inline (odn-0106/0107, one upload, §8):
         # the header of a file given by reference is not known, so its count is an estimate.

@@ -38,7 +38,14 @@ def _item_function_call(ctx: _Ctx, i: int, item: g.FunctionCall) -> list[Piece]:
     if isinstance(item.namespace, str):
         out.append(Fixed(0, True, "function call in a namespace (estimate)"))
     if isinstance(item.id, str) and ctx.fam.stored_call_id and not _neighbour_is_call(ctx, i):
-        out.append(Fixed(ctx.fam.stored_call_id, True, "lone call with a stored id: server-side state [FIT ~50 rows]"))
+        out.append(
+            Fixed(
+                ctx.fam.stored_call_id,
+                True,
+                "lone call with a stored id: server-side state [FIT ~50 rows]",
+                "stored_call_id",
+            )
+        )
     if item.caller is not None and _TAGS.get(type(item.caller)) == "program":
         out.append(_BY_PROGRAM)
     return out
@@ -148,7 +155,7 @@ def _item_additional_tools(ctx: _Ctx, i: int, item: g.AdditionalTools) -> list[P
     pieces: list[Piece] = []
     if decls:
         pieces.append("# Tools\n\n## functions\n\n" + namespace_block(decls))
-    pieces.append(Fixed(84, True, "additional_tools hidden framing [FIT, one request]"))
+    pieces.append(Fixed(84, True, "additional_tools hidden framing [FIT, one request]", "additional_tools"))
     for o in outs:
         pieces += o.after
     return pieces

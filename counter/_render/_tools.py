@@ -97,11 +97,11 @@ def _custom_tool(ctx: _Ctx, tool: g.CustomTool) -> _ToolOut:
     # grammar + 34 + T(definition, stripped) (see FamilyRules.custom_tool) [FIT, docs/rendering.md §5].
     description = tool.description if isinstance(tool.description, str) else None
     fam = ctx.fam
-    after: list[Piece] = [Fixed(fam.custom_tool, fam.custom_tool_estimated, "custom tool [FIT §5]")]
+    after: list[Piece] = [Fixed(fam.custom_tool, fam.custom_tool_estimated, "custom tool [FIT §5]", "custom_tool")]
     if isinstance(tool.format, g.CustomToolGrammarFormat):
         after += [
             tool.format.definition.strip(),
-            Fixed(fam.grammar, fam.custom_tool_estimated, "custom tool grammar [FIT §5]"),
+            Fixed(fam.grammar, fam.custom_tool_estimated, "custom tool grammar [FIT §5]", "custom_tool_grammar"),
         ]
     return _ToolOut(decl=(custom_tool_declaration(tool.name, description),), after=tuple(after))
 
@@ -137,7 +137,7 @@ def _tool_hosted(ctx: _Ctx, tool: msgspec.Struct) -> _ToolOut:
     n = ctx.fam.hosted[type(tool)]
     tag = _TAGS[type(tool)]
     why = f"hosted {tag}: {n} (estimate)" if n else f"hosted {tag}: no recorded count, 0 (estimate)"
-    return _ToolOut(after=(Fixed(n, True, why),))
+    return _ToolOut(after=(Fixed(n, True, why, f"hosted:{tag}"),))
 
 
 _TOOL_HANDLERS: Final[dict[type, Callable[[_Ctx, Any], _ToolOut]]] = {
@@ -202,7 +202,14 @@ def _tools_pieces(ctx: _Ctx, tools: Sequence[Any]) -> list[Piece]:
 
 
 def _choice_nothing(ctx: _Ctx, choice: Any) -> list[Piece]:
-    # none / auto / required / allowed_tools add nothing (docs/rendering.md §2 [API]).
+    # none / auto / required / allowed_tools add nothing (docs/rendering.md §2 [API]), but for
+    # "required" with a single function tool, which is forcing that function: the named choice's cost
+    # [API: odn-0122 gpt-4o-mini, ollm-0187 gpt-4.1-nano, 9 = 7 + T(name) each; with two tools
+    # "required" adds nothing: pydai-0913/0914; on harmony the named choice adds nothing either:
+    # pydai-0286, rllm-0060; pydai-0306 stays 3 over, docs/rendering.md §2].
+    tools = ctx.request.tools
+    if choice == "required" and isinstance(tools, list) and len(tools) == 1 and isinstance(tools[0], g.FunctionTool):
+        return _choice_function(ctx, g.ToolChoiceFunction(name=tools[0].name))
     return []
 
 
@@ -216,7 +223,7 @@ def _choice_function(ctx: _Ctx, choice: g.ToolChoiceFunction | g.ToolChoiceCusto
 
 def _choice_hosted(ctx: _Ctx, choice: msgspec.Struct) -> list[Piece]:
     tag = _TAGS[type(choice)]
-    return [Fixed(0, True, f"forced {tag} tool: cost unknown, 0 (estimate)")]
+    return [Fixed(0, True, f"forced {tag} tool: cost unknown, 0 (estimate)", f"tool_choice:{tag}")]
 
 
 _CHOICE_HANDLERS: Final[dict[type, Callable[[_Ctx, Any], list[Piece]]]] = {
@@ -252,7 +259,7 @@ def _format_json_schema(ctx: _Ctx, fmt: g.ResponseFormatTextJSONSchemaConfig) ->
     estimated = fam.response_format_estimated_with_context and bool(ctx.instructions or ctx.has_tools)
     if fam.response_format_framing or estimated:
         why = "response format framing [FIT §5]" + (" next to instructions/tools: estimate" if estimated else "")
-        out.append(Fixed(fam.response_format_framing, estimated, why))
+        out.append(Fixed(fam.response_format_framing, estimated, why, "response_format_framing"))
     return out
 
 

@@ -269,7 +269,9 @@ def render(
         sections.append(Section("reasoning.context", [Fixed(0, True, why)]))
     if isinstance(request.reasoning, g.ReasoningConfig) and request.reasoning.mode == "pro":
         # `reasoning.mode: "pro"` adds about 1537 hidden tokens (docs/rendering.md §1, 2 cases): estimate.
-        sections.append(Section("reasoning.mode", [Fixed(1537, True, "reasoning mode pro (estimate)")]))
+        sections.append(
+            Section("reasoning.mode", [Fixed(1537, True, "reasoning mode pro (estimate)", "reasoning.mode:pro")])
+        )
 
     _flatten(ctx, sections)
     # Items are rendered afresh on every count. Remembering them by content cost more than it saved:
