@@ -21,6 +21,7 @@ from counter._count import (
 )
 from counter._decode import decode_request
 from counter._errors import CountTimeoutError, InputTokensError, InvalidRequestError, Remedy, UnresolvedError
+from counter._fetch import Fetcher
 from counter._models import register_alias, unregister_alias
 from counter._resolve import Resolver
 
@@ -31,6 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Count",
     "CountTimeoutError",
+    "Fetcher",
     "InputTokensError",
     "InvalidRequestError",
     "Part",

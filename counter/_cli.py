@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         help="count what can be counted when a body names server-side state (previous_response_id, "
         "file_id, remote images, a stored prompt) and mark the result estimated, instead of failing",
     )
+    _fetch_options(c)
     c.add_argument(
         "--jobs", type=int, default=1, metavar="N", help="worker processes for --jsonl (0 = every core; default 1)"
     )
@@ -88,6 +89,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fetch_options(p: argparse.ArgumentParser) -> None:
+    """`--fetch` and its options, the same for `count` and `serve` (docs/fetch.md)."""
+    p.add_argument(
+        "--fetch",
+        action="store_true",
+        help="fetch remote image_url and file_url over http(s) for an exact count (public addresses only; "
+        "needs the fetch extra)",
+    )
+    p.add_argument(
+        "--fetch-allow",
+        action="append",
+        default=[],
+        metavar="HOST_OR_CIDR",
+        help="with --fetch, also fetch from this host name or address/network (repeatable), e.g. an internal host",
+    )
+    p.add_argument(
+        "--fetch-timeout", type=float, default=20, metavar="S", help="seconds one fetch may take in all (default 20)"
+    )
+
+
+def _fetcher(args: argparse.Namespace) -> Any:
+    """The `counter.Fetcher` that --fetch asks for, or None."""
+    if not args.fetch:
+        if args.fetch_allow:
+            raise _UsageError("--fetch-allow goes with --fetch")
+        return None
+    if args.fetch_timeout <= 0:
+        raise _UsageError("--fetch-timeout must be > 0")
+    from counter._fetch import Fetcher, FetchUnavailableError
+
+    try:
+        return Fetcher(allow=args.fetch_allow, timeout=args.fetch_timeout)
+    except FetchUnavailableError as exc:
+        raise _UsageError(exc.message) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `input-tokens` console script."""
     parser = _parser()
@@ -97,10 +134,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "count":
             _check_model(args.model)
+            if args.fetch_allow and not args.fetch:
+                raise _UsageError("--fetch-allow goes with --fetch")
             if args.jsonl:
+                if args.fetch:
+                    raise _UsageError("--fetch counts one body; it does not apply to --jsonl yet")
                 return _count_jsonl(args)
             if args.jobs != 1:
                 raise _UsageError("--jobs applies to --jsonl only")
+            if args.fetch:
+                with _fetcher(args) as fetcher:
+                    return _count_one(args, fetcher)
             return _count_one(args)
     except _UsageError as exc:
         parser.error(str(exc))  # exits 2
@@ -159,10 +203,10 @@ def _read(path: str) -> bytes:
         raise _UsageError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _count_one(args: argparse.Namespace) -> int:
+def _count_one(args: argparse.Namespace, resolver: Any = None) -> int:
     body = _read(args.file)
     try:
-        result = count(body, model=args.model, estimate=args.estimate)
+        result = count(body, model=args.model, estimate=args.estimate, resolver=resolver)
     except InputTokensError as exc:
         sys.stderr.write(_encoder.encode(error_payload(exc)).decode() + "\n")
         return 1
