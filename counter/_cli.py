@@ -86,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--estimate", action="store_true", help="estimate server-side state instead of rejecting it")
     s.add_argument("--no-access-log", action="store_true", help="no access line per request")
+    _fetch_options(s)
     return parser
 
 
@@ -181,6 +182,7 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_seconds=args.timeout,
         estimate=args.estimate,
         access_log=not args.no_access_log,
+        **_fetch_config(args),
     )
     try:
         serve(config, host=args.host, port=args.port, workers=args.workers)
@@ -188,6 +190,15 @@ def _serve(args: argparse.Namespace) -> int:
         sys.stderr.write(f"input-tokens: {exc}\n")
         return 1
     return 0
+
+
+def _fetch_config(args: argparse.Namespace) -> dict[str, Any]:
+    """ServerConfig's fetch fields; the Fetcher is made here once to check that it can be."""
+    fetcher = _fetcher(args)
+    if fetcher is None:
+        return {}
+    fetcher.close()
+    return {"fetch": True, "fetch_allow": ",".join(args.fetch_allow), "fetch_timeout": args.fetch_timeout}
 
 
 # ------------------------------------------------------------------ one body
