@@ -28,7 +28,11 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite."""
+    """Run the test suite.
+
+    The PostgreSQL store tests read INPUT_TOKENS_TEST_POSTGRES_URL and INPUT_TOKENS_REQUIRE_POSTGRES
+    (tests/conftest.py: state_url); nox passes the calling environment through (include_outer_env).
+    """
     _install(session, "test", "codegen")
     session.run("pytest", *session.posargs)
 

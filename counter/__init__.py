@@ -24,6 +24,7 @@ from counter._errors import CountTimeoutError, InputTokensError, InvalidRequestE
 from counter._fetch import Fetcher
 from counter._models import register_alias, unregister_alias
 from counter._resolve import Resolver
+from counter._state import StateStore, open_store
 
 #: The version of this package: its one source (pyproject.toml reads it from here, statically,
 #: so it is the same installed, editable or from a clone on PYTHONPATH).
@@ -38,6 +39,7 @@ __all__ = [
     "Part",
     "Remedy",
     "Resolver",
+    "StateStore",
     "UnresolvedError",
     "__version__",
     "cache_clear",
@@ -47,6 +49,7 @@ __all__ = [
     "count_input_tokens",
     "decode_request",
     "get_default_model",
+    "open_store",
     "register_alias",
     "set_default_model",
     "unregister_alias",

@@ -27,6 +27,7 @@ import msgspec
 from counter._count import count
 from counter._encoding import get_encoding
 from counter._errors import InputTokensError, Remedy, UnresolvedError, library_remedy
+from counter._resolve import Resolver
 
 __all__ = [
     "BATCH_URLS",
@@ -114,19 +115,22 @@ class _LineError(Exception):
 LineResult = tuple[bytes, int, bool, tuple[str, ...]]
 
 
-def count_line(line: bytes, number: int, *, model: str | None = None, estimate: bool = False) -> LineResult:
+def count_line(
+    line: bytes, number: int, *, model: str | None = None, estimate: bool = False, resolver: Resolver | None = None
+) -> LineResult:
     """Count one JSONL line (a body, or a Batch API line for /v1/responses). Never raises: a bad
     line, or even a bug, becomes an error result line keyed like the others.
 
     A result line has the total, never the per-section breakdown, so none is built
-    (`breakdown=False`: the same total and `estimated`, without joining every section's text)."""
+    (`breakdown=False`: the same total and `estimated`, without joining every section's text).
+    `resolver` answers for server-side state, as in `count` (a state store: `count --state`)."""
     key: dict[str, Any] = {"line": number}
     ignored: tuple[str, ...] = ()
     estimated = False
     try:
         raw = _batch_object(line)
         if raw is None:
-            result = count(line, model=model, estimate=estimate, breakdown=False)
+            result = count(line, model=model, resolver=resolver, estimate=estimate, breakdown=False)
         else:
             if isinstance(raw["custom_id"], str):
                 key = {"custom_id": raw["custom_id"]}
@@ -147,7 +151,7 @@ def count_line(line: bytes, number: int, *, model: str | None = None, estimate: 
             if ignored or unresolved:
                 drop = CREATE_ONLY_KEYS | UNRESOLVED_CREATE_KEYS
                 body = {k: v for k, v in body.items() if k not in drop}
-            result = count(body, model=model, estimate=estimate, breakdown=False)
+            result = count(body, model=model, resolver=resolver, estimate=estimate, breakdown=False)
             estimated = bool(unresolved)
     except (InputTokensError, _LineError) as exc:
         return _encoder.encode({**key, **error_payload(exc)}), 0, False, ignored
@@ -181,12 +185,18 @@ def _batch_object(line: bytes) -> dict[str, Any] | None:
 ChunkResult = tuple[bytes, int, int, int, tuple[str, ...]]
 
 
-def _count_chunk(chunk: list[tuple[int, bytes]], model: str | None, estimate: bool) -> ChunkResult:
+def _count_chunk(
+    chunk: list[tuple[int, bytes]], model: str | None, estimate: bool, resolver: Resolver | None = None
+) -> ChunkResult:
+    if resolver is None and _worker_state is not None:  # in a worker process: its own resolver
+        if isinstance(_worker_state, BaseException):
+            raise _worker_state
+        resolver = _worker_state
     out: list[bytes] = []
     tokens = errors = 0
     ignored: list[str] = []
     for number, line in chunk:
-        result, n, ok, dropped = count_line(line, number, model=model, estimate=estimate)
+        result, n, ok, dropped = count_line(line, number, model=model, estimate=estimate, resolver=resolver)
         out.append(result)
         tokens += n
         errors += not ok
@@ -266,19 +276,39 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _ignore_sigint() -> None:
+#: A worker process's resolver, opened by `_init_worker` from `run_batch`'s `open_resolver` (a
+#: connection is not shared across processes); the exception instead when opening it failed, raised
+#: by the worker's first chunk and so by `run_batch` (a failing initializer would be respawned forever).
+_worker_state: Resolver | BaseException | None = None
+
+
+def _init_worker(open_resolver: Callable[[], Resolver] | None) -> None:
     # Ctrl-C reaches the whole process group: the parent stops the pool, the workers stay quiet.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    global _worker_state
+    if open_resolver is not None:
+        try:
+            _worker_state = open_resolver()
+        except Exception as exc:  # handed to the parent through the first chunk
+            _worker_state = exc
 
 
 def _results(
-    stream: IO[bytes], path: str | None, jobs: int, model: str | None, estimate: bool
+    stream: IO[bytes],
+    path: str | None,
+    jobs: int,
+    model: str | None,
+    estimate: bool,
+    resolver: Resolver | None,
+    open_resolver: Callable[[], Resolver] | None,
 ) -> Iterator[ChunkResult]:
     jobs = jobs or _cores()
     if jobs == 1:
         for chunk in _chunks(stream):
-            yield _count_chunk(chunk, model, estimate)
+            yield _count_chunk(chunk, model, estimate, resolver)
         return
+    if resolver is not None and open_resolver is None:
+        raise ValueError("with jobs other than 1, pass open_resolver: each worker process opens its own")
     import multiprocessing
 
     if sys.platform == "linux":
@@ -298,7 +328,7 @@ def _results(
         tasks = ((_count_range, (path, *r, model, estimate)) for r in _ranges(stream))
     else:
         tasks = ((_count_chunk, (chunk, model, estimate)) for chunk in _chunks(stream))
-    with context.Pool(jobs, initializer=_ignore_sigint) as pool:
+    with context.Pool(jobs, initializer=_init_worker, initargs=(open_resolver,)) as pool:
         window: deque[Any] = deque()
         for fn, task in tasks:
             window.append(pool.apply_async(fn, task))
@@ -333,6 +363,8 @@ def run_batch(
     model: str | None = None,
     estimate: bool = False,
     progress: Callable[[Summary], None] | None = None,
+    resolver: Resolver | None = None,
+    open_resolver: Callable[[], Resolver] | None = None,
 ) -> Summary:
     """Count every line of `source` and write its result lines (`count_line`'s, each ending in a
     newline) to `out`, in input order; blank lines are skipped but keep their number.
@@ -342,6 +374,10 @@ def run_batch(
     the workers in chunks; not closed). `jobs` is the number of worker processes, 0 for every core,
     1 for none. `progress`, when given, is called with the summary so far after each chunk (of up to
     `CHUNK_LINES` lines). A bad line is an error line in the output, never an exception.
+
+    `resolver` answers for server-side state when `jobs` is 1; a worker process calls
+    `open_resolver` (picklable, e.g. a `functools.partial` of `counter._state.open_store`) once for
+    its own, since a store's connection does not cross processes. An exception it raises is raised here.
     """
     if jobs < 0:
         raise ValueError("jobs must be 0 (every core) or more")
@@ -357,7 +393,9 @@ def run_batch(
     summary = Summary()
     started = time.monotonic()
     try:
-        for results, n_lines, n_tokens, n_errors, dropped in _results(stream, path, jobs, model, estimate):
+        for results, n_lines, n_tokens, n_errors, dropped in _results(
+            stream, path, jobs, model, estimate, resolver, open_resolver
+        ):
             out.write(results)
             summary.lines += n_lines
             summary.tokens += n_tokens

@@ -1,6 +1,8 @@
-"""The `input-tokens` command: count one body or a JSONL batch from the shell, or serve HTTP.
+"""The `input-tokens` command: count one body or a JSONL batch from the shell, serve HTTP, or feed
+and tend a state store (`state import|delete|purge`, docs/state.md).
 
-Exit codes: 0 everything counted, 1 the body (or some batch lines) invalid, 2 usage error.
+Exit codes: 0 everything counted (or imported), 1 the body (or some batch or exchange lines)
+invalid, 2 usage error (a state store that cannot be opened included).
 Results go to stdout, one JSON document (or one JSON line per --jsonl line) that scripts can parse;
 errors, notes, the batch summary and --breakdown's table to stderr, the table to stdout after the
 JSON only when stdout is a terminal (a person reads it there, and nothing parses it).
@@ -9,10 +11,12 @@ JSON only when stdout is a terminal (a person reads it there, and nothing parses
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -21,6 +25,8 @@ from counter import __version__
 from counter._batch import SourceError, Summary, error_payload, run_batch
 from counter._count import Count, count
 from counter._errors import InputTokensError
+from counter._exchanges import STATE_ENV, StoreOpenError, import_exchanges, open_state
+from counter._fetch import with_urls
 
 __all__ = ["main"]
 
@@ -65,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
         "--jobs", type=int, default=1, metavar="N", help="worker processes for --jsonl (0 = every core; default 1)"
     )
     c.add_argument("--no-progress", action="store_true", help="no progress line, even on a terminal")
+    c.add_argument(
+        "--state",
+        metavar="URL",
+        help=f"answer previous_response_id, conversation, item_reference and file_id from this state store "
+        f"(sqlite:///path or postgresql://...; default: ${STATE_ENV}; the flag wins)",
+    )
 
     s = commands.add_parser("serve", help="answer POST /v1/responses/input_tokens over HTTP")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -87,6 +99,35 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--estimate", action="store_true", help="estimate server-side state instead of rejecting it")
     s.add_argument("--no-access-log", action="store_true", help="no access line per request")
     _fetch_options(s)
+    s.add_argument(
+        "--state",
+        metavar="URL",
+        help=f"count with this state store as the resolver (default: ${STATE_ENV}; the flag wins)",
+    )
+    s.add_argument(
+        "--record-key",
+        default=None,
+        help="enable POST /v1/state/exchanges and DELETE /v1/state/{id}, which require `Authorization: Bearer "
+        "KEY` (default: $INPUT_TOKENS_RECORD_KEY; neither: the routes do not exist). Needs --state",
+    )
+
+    st = commands.add_parser("state", help="feed and tend a state store (import, delete, purge)")
+    actions = st.add_subparsers(dest="action", required=True, metavar="ACTION")
+    imp = actions.add_parser(
+        "import",
+        help="record a JSON-lines exchange log in the store",
+        description="Record each exchange of a JSON-lines log ({method, path, request, response}, one a line) "
+        "in order. A bad line is reported on stderr with its number and the import goes on; a summary goes to "
+        "stderr. Exit 1 if any line failed.",
+    )
+    imp.add_argument("file", nargs="?", default="-", help="the exchange log, or - for stdin (default)")
+    imp.add_argument("--ttl-days", type=float, default=None, help="days an entry lives (default: the store's, 30)")
+    imp.add_argument("--max-mib", type=float, default=None, help="cap on the stored data in MiB (oldest go first)")
+    rm = actions.add_parser("delete", help="forget responses, conversations, items or files by id")
+    rm.add_argument("ids", nargs="+", metavar="ID")
+    actions.add_parser("purge", help="drop expired entries and enforce the size cap")
+    for sub in (imp, rm, actions.choices["purge"]):
+        sub.add_argument("--state", metavar="URL", help=f"the store's URL (default: ${STATE_ENV}; the flag wins)")
     return parser
 
 
@@ -133,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "state":
+            return _state(args)
         if args.command == "count":
             _check_model(args.model)
             if args.fetch_allow and not args.fetch:
@@ -149,6 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _count_one(args)
     except _UsageError as exc:
         parser.error(str(exc))  # exits 2
+    except StoreOpenError as exc:
+        sys.stderr.write(f"input-tokens: error: {exc}\n")
+        return 2
     except KeyboardInterrupt:
         return 130
     raise AssertionError(f"unknown command {args.command!r}")  # argparse rejects it first
@@ -175,8 +221,16 @@ def _serve(args: argparse.Namespace) -> int:
     bad = args.workers < 1 or not 0 < args.port < 65536 or args.max_body_mib <= 0
     if bad or args.timeout <= 0 or args.max_depth < 1:
         raise _UsageError("--workers, --max-depth >= 1, --port in 1..65535, --max-body-mib, --timeout > 0")
+    state = _state_url(args, required=False)
+    record_key = args.record_key or os.environ.get("INPUT_TOKENS_RECORD_KEY") or None
+    if record_key and not state:
+        raise _UsageError(f"--record-key records into a state store: pass --state URL (or set ${STATE_ENV})")
+    if state:  # create or migrate it once, and fail here rather than in every worker
+        open_state(state).close()
     config = ServerConfig(
         api_key=args.api_key or os.environ.get("INPUT_TOKENS_API_KEY") or None,
+        state=state,
+        record_key=record_key,
         max_body_bytes=int(args.max_body_mib * 1024 * 1024),
         max_depth=args.max_depth,
         timeout_seconds=args.timeout,
@@ -214,10 +268,11 @@ def _read(path: str) -> bytes:
         raise _UsageError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _count_one(args: argparse.Namespace, resolver: Any = None) -> int:
-    body = _read(args.file)
+def _count_one(args: argparse.Namespace, fetcher: Any = None) -> int:
     try:
-        result = count(body, model=args.model, estimate=args.estimate, resolver=resolver)
+        with _store(args) as store:  # opened first: a store that cannot be opened fails before stdin is read
+            resolver = with_urls(store, fetcher)
+            result = count(_read(args.file), model=args.model, resolver=resolver, estimate=args.estimate)
     except InputTokensError as exc:
         sys.stderr.write(_encoder.encode(error_payload(exc)).decode() + "\n")
         return 1
@@ -282,15 +337,22 @@ def _count_jsonl(args: argparse.Namespace) -> int:
             sys.stderr.flush()
 
     source = sys.stdin.buffer if args.file == "-" else args.file
+    url = _state_url(args, required=False)
     try:
-        summary = run_batch(
-            source,
-            sys.stdout.buffer,
-            jobs=args.jobs,
-            model=args.model,
-            estimate=args.estimate,
-            progress=progress if show else None,
-        )
+        with _store(args) as store:
+            in_workers = store is not None and args.jobs != 1
+            if in_workers:  # each worker opens its own; this one only said the store can be opened
+                store.close()
+            summary = run_batch(
+                source,
+                sys.stdout.buffer,
+                jobs=args.jobs,
+                model=args.model,
+                estimate=args.estimate,
+                progress=progress if show else None,
+                resolver=None if in_workers else store,
+                open_resolver=functools.partial(open_state, url) if in_workers and url else None,
+            )
     except SourceError as exc:
         show = False  # nothing was opened, so no progress line to clear
         raise _UsageError(str(exc)) from None
@@ -303,4 +365,71 @@ def _count_jsonl(args: argparse.Namespace) -> int:
     if summary.ignored:
         keys = ", ".join(f"{k} ({n})" for k, n in sorted(summary.ignored.items()))
         sys.stderr.write(f"ignored create-only keys that do not change the count: {keys}\n")
+    return 1 if summary.errors else 0
+
+
+# ------------------------------------------------------------------ state store
+
+
+def _state_url(args: argparse.Namespace, *, required: bool) -> str | None:
+    """--state, else $INPUT_TOKENS_STATE (the flag wins); None when neither is given."""
+    url: str | None = getattr(args, "state", None) or os.environ.get(STATE_ENV) or None
+    if url is None and required:
+        raise _UsageError(f"name the state store: --state URL (sqlite:///path or postgresql://...) or ${STATE_ENV}")
+    return url
+
+
+@contextmanager
+def _store(args: argparse.Namespace) -> Iterator[Any]:
+    """The state store of --state / $INPUT_TOKENS_STATE, closed afterwards; None when none is named."""
+    url = _state_url(args, required=False)
+    if url is None:
+        yield None
+        return
+    store = open_state(url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _state(args: argparse.Namespace) -> int:
+    url = _state_url(args, required=True)
+    assert url is not None
+    try:
+        return _state_action(args, url)
+    except (_UsageError, StoreOpenError, InputTokensError):
+        raise
+    except Exception as exc:  # the store's own failure (disk, connection): one line, exit 2
+        raise StoreOpenError(f"the state store failed: {type(exc).__name__}: {exc}") from None
+
+
+def _state_action(args: argparse.Namespace, url: str) -> int:
+    if args.action == "import":
+        if (args.ttl_days is not None and args.ttl_days <= 0) or (args.max_mib is not None and args.max_mib <= 0):
+            raise _UsageError("--ttl-days and --max-mib must be > 0")
+        if args.file == "-":
+            lines = sys.stdin.buffer
+            return _import(open_state(url, ttl_days=args.ttl_days, max_mib=args.max_mib), lines)
+        try:
+            f = open(args.file, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise _UsageError(f"cannot read {args.file}: {exc.strerror}") from None
+        with f:
+            return _import(open_state(url, ttl_days=args.ttl_days, max_mib=args.max_mib), f)
+    with open_state(url) as store:
+        if args.action == "delete":
+            gone = [i for i in args.ids if store.delete(i)]
+            missing = [i for i in args.ids if i not in gone]
+            sys.stderr.write(f"{len(gone)} deleted" + (f"; not found: {', '.join(missing)}" if missing else "") + "\n")
+            return 0
+        removed = store.purge()
+        sys.stderr.write(f"{removed} entries purged\n")
+        return 0
+
+
+def _import(store: Any, lines: Any) -> int:
+    with store:
+        summary = import_exchanges(store, lines, sys.stderr)
+    sys.stderr.write(summary.line() + "\n")
     return 1 if summary.errors else 0

@@ -40,7 +40,7 @@ from counter._resolve import Resolver
 if TYPE_CHECKING:
     import httpx2
 
-__all__ = ["FetchUnavailableError", "Fetcher", "RefusedAddressError", "refusal"]
+__all__ = ["FetchUnavailableError", "Fetcher", "RefusedAddressError", "refusal", "with_urls"]
 
 MiB: Final = 1024 * 1024
 #: The first request for an image asks for this many bytes (`Range`): every PNG, GIF and WebP header
@@ -181,6 +181,35 @@ class _Got:
     headers: Any = None
     not_modified: bool = False
     short_range: bool = False
+
+
+class _WithUrls(Resolver):
+    """Remote images and files from `urls`; everything else (stored state, uploads) from `base`."""
+
+    def __init__(self, base: Resolver, urls: Resolver) -> None:
+        self.base, self.urls = base, urls
+
+    def items_before(self, previous_response_id: str | None, conversation_id: str | None) -> Any:
+        return self.base.items_before(previous_response_id, conversation_id)
+
+    def item(self, item_id: str) -> Any:
+        return self.base.item(item_id)
+
+    def reasoning_tokens(self, item_id: str) -> int | None:
+        return self.base.reasoning_tokens(item_id)
+
+    def image(self, url: str | None, file_id: str | None) -> bytes | None:
+        return (self.urls if url is not None else self.base).image(url, file_id)
+
+    def file(self, url: str | None, file_id: str | None, filename: str | None) -> bytes | None:
+        return (self.urls if url is not None else self.base).file(url, file_id, filename)
+
+
+def with_urls(base: Resolver | None, urls: Resolver | None) -> Resolver | None:
+    """One resolver: `urls` (a Fetcher) for remote images and files, `base` (a state store) for the rest."""
+    if urls is None or base is None:
+        return base if urls is None else urls
+    return _WithUrls(base, urls)
 
 
 class Fetcher(Resolver):

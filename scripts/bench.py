@@ -437,12 +437,91 @@ def bench_cache(budget: float) -> None:
     cache_clear()
 
 
+def _conversation(turns: int) -> tuple[list[Body], Body, Body]:
+    """A chat of `turns` stored responses: the exchanges a gateway recorded, the next request naming
+    the last response (`previous_response_id`), and the same request with the whole history inline."""
+    c = corpus()
+    exchanges: list[Body] = []
+    history: list[Body] = []
+    previous: str | None = None
+    for turn in range(turns):
+        request: Body = {"model": "gpt-4o", "input": c.text(300)}
+        if previous is not None:
+            request["previous_response_id"] = previous
+        output = [
+            {
+                "type": "message",
+                "id": f"msg_{turn}",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": c.text(500), "annotations": []}],
+            }
+        ]
+        previous = f"resp_{turn}"
+        response = {"id": previous, "object": "response", "status": "completed", "model": "gpt-4o", "output": output}
+        exchanges.append({"method": "POST", "path": "/v1/responses", "request": request, "response": response})
+        history += [{"role": "user", "content": request["input"]}, *output]
+    last = "And what follows from all of that?"
+    stored = {"model": "gpt-4o", "previous_response_id": previous, "input": last}
+    inline = {"model": "gpt-4o", "input": [*history, {"role": "user", "content": last}]}
+    return exchanges, stored, inline
+
+
+def bench_state(budget: float) -> None:
+    """A conversation counted through the SQLite state store (`previous_response_id`) next to the
+    same conversation sent in full: what the store's lookup adds to a count."""
+    import pathlib
+    import tempfile
+
+    from counter import count
+
+    print("\n## State store: a conversation by previous_response_id (SQLite) vs sent in full\n")
+    try:
+        from counter._state import open_store
+
+        with tempfile.TemporaryDirectory() as tmp:
+            open_store(f"sqlite:///{pathlib.Path(tmp) / 'probe.db'}").close()
+    except NotImplementedError:
+        print("Skipped: the state store (counter/_state) is not implemented in this tree.")
+        return
+    print("| stored responses | items | sent in full | via the store | store adds |")
+    print("|---:|---:|---:|---:|---:|")
+    for turns in (10, 50):
+        exchanges, stored, inline = _conversation(turns)
+        with tempfile.TemporaryDirectory() as tmp, open_store(f"sqlite:///{pathlib.Path(tmp) / 'state.db'}") as store:
+            store.record_many(exchanges)
+            want = count(inline, breakdown=False).input_tokens
+            got = count(stored, resolver=store, breakdown=False).input_tokens
+            assert got == want, (got, want)  # the same conversation, the same count
+            times = _time_interleaved(
+                {
+                    "inline": partial(count, json.dumps(inline).encode(), breakdown=False),
+                    "store": partial(count, json.dumps(stored).encode(), resolver=store, breakdown=False),
+                },
+                budget,
+            )
+        full, via = times["inline"], times["store"]
+        print(
+            f"| {turns} | {len(inline['input'])} | {_fmt(full).strip()} | {_fmt(via).strip()} | {via / full - 1:+.0%} |"
+        )
+    print(
+        "\nBoth warm (the text cache holds the history, as on a gateway's next turn); `store adds` is the "
+        "lookup and the decoding of the stored items, over counting the same items sent inline."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=1.0, help="seconds per measurement")
-    parser.add_argument("--only", choices=["decode", "count", "overhead", "cache"], default=None)
+    parser.add_argument("--only", choices=["decode", "count", "overhead", "cache", "state"], default=None)
     args = parser.parse_args()
-    benches = (("decode", bench_decode), ("count", bench_count), ("overhead", bench_overhead), ("cache", bench_cache))
+    benches = (
+        ("decode", bench_decode),
+        ("count", bench_count),
+        ("overhead", bench_overhead),
+        ("cache", bench_cache),
+        ("state", bench_state),
+    )
     for name, fn in benches:
         if args.only in (None, name):
             fn(args.budget)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -132,3 +133,44 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
                     os.kill(pid, signal.SIGKILL)
             out.close()
             err.close()
+
+
+# ------------------------------------------------------------------ state store backends
+
+POSTGRES_URL_ENV = "INPUT_TOKENS_TEST_POSTGRES_URL"
+REQUIRE_POSTGRES_ENV = "INPUT_TOKENS_REQUIRE_POSTGRES"
+
+
+def _with_search_path(url: str, schema: str) -> str:
+    """`url` whose sessions use `schema` first (libpq's `options=-csearch_path=...`)."""
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[str]:
+    """The URL of an empty state store, once per backend: a SQLite file in tmp_path, and a PostgreSQL
+    schema of its own (created for the test, dropped after it) on the server that
+    $INPUT_TOKENS_TEST_POSTGRES_URL names. Without that variable the PostgreSQL cases are skipped,
+    unless $INPUT_TOKENS_REQUIRE_POSTGRES=1 (CI), which makes them fail instead."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    base = os.environ.get(POSTGRES_URL_ENV)
+    if not base:
+        if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
+            pytest.fail(f"{REQUIRE_POSTGRES_ENV}=1 but {POSTGRES_URL_ENV} is not set: the PostgreSQL store is untested")
+        pytest.skip(
+            f"PostgreSQL store tests: set {POSTGRES_URL_ENV} to a server URL "
+            "(e.g. postgresql:///input_tokens?host=/var/run/postgresql) to run them"
+        )
+    import psycopg
+
+    schema = f"it_{uuid.uuid4().hex}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield _with_search_path(base, schema)
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -26,7 +26,7 @@ from test_primitives_images import gif, jpeg, png, webp_vp8, webp_vp8l, webp_vp8
 import counter
 from counter import Fetcher, InvalidRequestError
 from counter._cli import main
-from counter._fetch import refusal
+from counter._fetch import refusal, with_urls
 
 ALLOW = ["127.0.0.1"]
 IMAGES = {
@@ -647,3 +647,24 @@ def test_the_command_without_httpx2(
     with pytest.raises(SystemExit):
         main(["count", "--fetch-allow", "10.0.0.0/8", str(path)])
     assert "--fetch-allow goes with --fetch" in capsys.readouterr().err
+
+
+def test_with_urls_asks_the_fetcher_for_urls_and_the_store_for_the_rest(server: _Server, fetcher: Fetcher) -> None:
+    server.routes["/a.png"] = static(IMAGES["png"][0], "image/png")
+
+    class Store(counter.Resolver):
+        def image(self, url: str | None, file_id: str | None) -> bytes | None:
+            assert url is None
+            return IMAGES["gif"][0] if file_id == "file-gif" else None
+
+    def body(first: dict[str, str]) -> dict[str, Any]:
+        parts = [{"type": "input_image", **first}, {"type": "input_image", "file_id": "file-gif"}]
+        return {"model": "gpt-4o", "input": [{"role": "user", "content": parts}]}
+
+    store = Store()
+    both = with_urls(store, fetcher)
+    fetched = counter.count(body({"image_url": server.url("/a.png")}), resolver=both)
+    inline = counter.count(body({"image_url": data_url(IMAGES["png"][0], "image/png")}), resolver=Store())
+    assert fetched.input_tokens == inline.input_tokens
+    assert with_urls(None, fetcher) is fetcher
+    assert with_urls(store, None) is store

@@ -9,6 +9,7 @@ import ctypes
 import functools
 import hmac
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
@@ -18,6 +19,8 @@ import msgspec
 from counter._count import Count, count
 from counter._depth import nesting_exceeds
 from counter._errors import CountTimeoutError, InputTokensError, Remedy, library_remedy
+from counter._exchanges import exchange_objects, open_state
+from counter._fetch import with_urls
 from counter._resolve import Resolver
 from counter._server._config import ESTIMATE_HEADER, MiB, ServerConfig
 from counter._server._logging import BufferedStreamHandler, _access_record, _loggable, access_log, error_log
@@ -32,6 +35,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 COUNT_PATHS = frozenset({"/v1/responses/input_tokens", "/responses/input_tokens"})
+#: The recording routes, with a record key only: `POST /v1/state/exchanges`, `DELETE /v1/state/{id}`.
+STATE_PREFIX = "/v1/state/"
+RECORD_PATH = "/v1/state/exchanges"
 #: How long a small body may be counted on the event loop before its count moves to a thread: every
 #: other connection of the worker waits while it runs. Real small bodies take microseconds.
 INLINE_SECONDS: Final = 0.05
@@ -57,6 +63,7 @@ class _HTTPError(Exception):
 
 
 _encoder = msgspec.json.Encoder()
+_any_decoder = msgspec.json.Decoder()
 _JSON = (b"content-type", b"application/json")
 _ESTIMATED = [(ESTIMATE_HEADER.encode(), b"true")]
 _CLOSE = (b"connection", b"close")  # on errors answered before the request body was read (`_has_body`)
@@ -65,9 +72,15 @@ _SERVER_ERROR = _HTTPError(500, "The server had an error while processing your r
 
 
 class _App:
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, store: Any = None) -> None:
         self.config = config
         self._key = config.api_key.encode() if config.api_key else None
+        self._record_key = config.record_key.encode() if config.record_key else None
+        # The state store: the caller's (`create_app(store=...)`, left open), or this worker's own,
+        # opened from `config.state` at lifespan startup or on first use, closed at shutdown.
+        self._store: Any = store
+        self._owns_store = store is None and config.state is not None
+        self._store_lock = threading.Lock()
         self._openapi: bytes | None = None
         self._release_pending = False
         # Under `serve`, access lines skip the logging machinery (a LogRecord costs more than a small
@@ -98,7 +111,7 @@ class _App:
         kind = scope["type"]
         if kind != "http":
             if kind == "lifespan":
-                await _lifespan(receive, send)
+                await _lifespan(self, receive, send)
                 self.close()
             return
         started = time.perf_counter()
@@ -138,27 +151,26 @@ class _App:
                 content_type = value
             elif name == b"content-length":
                 content_length = value
+        if self._record_key is not None and path.startswith(STATE_PREFIX):
+            # The recording routes answer to the record key, not the API key: who may write state
+            # is not everyone who may count.
+            _authorize(authorization, self._record_key)
+            return await self._state_route(scope, receive, send, content_type, content_length)
         if self._key is not None:
-            self._authorize(authorization)
+            _authorize(authorization, self._key)
         if path in COUNT_PATHS:
             if method != "POST":
                 _allow(method, path, "POST")
         elif path == "/openapi.json":
             _allow(method, path, "GET", "HEAD")
             if self._openapi is None:
-                self._openapi = _encoder.encode(openapi_document())
+                self._openapi = _encoder.encode(openapi_document(recording=self._record_key is not None))
             await _respond(send, scope, 200, self._openapi)
             return 200, None
         else:
             raise _HTTPError(404, f"Invalid URL ({method} {path})")
-        if content_type is not None and content_type != b"application/json":
-            _check_content_type(content_type)
-        limit = self.config.max_body_bytes
-        declared = int(content_length) if content_length is not None and content_length.isdigit() else None
-        if declared is not None and declared > limit:
-            raise _too_large(declared, limit)
         expires = time.monotonic() + self.config.timeout_seconds
-        body = await self._read_body(receive, declared, expires)
+        body = await self._checked_body(receive, content_type, content_length, expires)
         if len(body) <= self.config.inline_bytes:
             # Small bodies are counted right here, on the loop: no coroutine or thread in between;
             # one that takes longer than a slice of loop time goes on in a thread instead.
@@ -176,19 +188,98 @@ class _App:
         await _respond(send, scope, 200, body, _ESTIMATED if result.estimated else None)
         return 200, result.input_tokens
 
-    def _authorize(self, supplied: bytes | None) -> None:
-        if not supplied:
-            raise _HTTPError(
-                401,
-                "You didn't provide an API key. You need to provide your API key in an Authorization header "
-                "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-            )
-        scheme, _, token = supplied.partition(b" ")
-        # compare_digest takes as long whatever the mismatch: the key does not leak through timing.
-        # The supplied key is never echoed back (OpenAI shows a masked one; nothing at all is safer).
-        valid = hmac.compare_digest(token.strip(), self._key or b"")
-        if not (valid and scheme.lower() == b"bearer"):
-            raise _HTTPError(401, "Incorrect API key provided.", code="invalid_api_key")
+    async def _checked_body(
+        self, receive: Receive, content_type: bytes | None, content_length: bytes | None, expires: float
+    ) -> bytes:
+        """The request's JSON body, its content type and size checked first (415, 413)."""
+        if content_type is not None and content_type != b"application/json":
+            _check_content_type(content_type)
+        limit = self.config.max_body_bytes
+        declared = int(content_length) if content_length is not None and content_length.isdigit() else None
+        if declared is not None and declared > limit:
+            raise _too_large(declared, limit)
+        return await self._read_body(receive, declared, expires)
+
+    # -------------------------------------------------------------- the state store
+
+    def resolver(self) -> Resolver | None:
+        """The state store, opened on first use in this worker (thread-safe); None without one."""
+        if self._store is None and self._owns_store:
+            with self._store_lock:
+                if self._store is None and self.config.state is not None:
+                    self._store = open_state(self.config.state)
+        store: Resolver | None = self._store
+        return store
+
+    def close_store(self) -> None:
+        """Close the store this app opened (a store passed to `create_app` stays open)."""
+        if not self._owns_store:
+            return
+        with self._store_lock:
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
+    async def _state_route(
+        self, scope: Scope, receive: Receive, send: Send, content_type: bytes | None, content_length: bytes | None
+    ) -> tuple[int, int | None]:
+        """`POST /v1/state/exchanges` (record) and `DELETE /v1/state/{id}` (forget), already authorized."""
+        method, path = scope["method"], scope["path"]
+        expires = time.monotonic() + self.config.timeout_seconds
+        if path == RECORD_PATH:
+            _allow(method, path, "POST")
+            body = await self._checked_body(receive, content_type, content_length, expires)
+            if nesting_exceeds(body, self.config.max_depth):
+                raise _HTTPError(400, "The JSON body of your request is nested too deeply.", code="nesting_too_deep")
+            try:
+                payload = _any_decoder.decode(body)
+            except msgspec.DecodeError as exc:
+                raise _HTTPError(
+                    400, f"We could not parse the JSON body of your request: {exc}.", code="invalid_json"
+                ) from None
+            try:
+                exchanges = exchange_objects(payload)
+            except InputTokensError as exc:
+                raise self._from_library(exc) from None
+            kept = await self._in_thread(self._record, expires, exchanges, isinstance(payload, list))
+            answer = {"object": "state.exchanges", "recorded": kept, "skipped": len(exchanges) - kept}
+            await _respond(send, scope, 200, _encoder.encode(answer))
+            return 200, None
+        object_id = path[len(STATE_PREFIX) :]
+        if not object_id or "/" in object_id:
+            raise _HTTPError(404, f"Invalid URL ({method} {path})")
+        _allow(method, path, "DELETE")
+        if not await self._in_thread(self._delete, expires, object_id):
+            raise _HTTPError(404, f"No stored object with id '{object_id}' found.", param="id", code="not_found")
+        answer = {"id": object_id, "object": "state.deleted", "deleted": True}
+        await _respond(send, scope, 200, _encoder.encode(answer))
+        return 200, None
+
+    def _record(self, exchanges: list[Any], listed: bool) -> int:
+        """Record in order; returns how many were kept. A malformed one is a 400 naming its index in an
+        array (`param` `[i]...`); the ones before it stay recorded."""
+        store = self.resolver()
+        kept = 0
+        for i, exchange in enumerate(exchanges):
+            try:
+                kept += bool(store.record(exchange))  # type: ignore[union-attr] # a record key implies a store
+            except InputTokensError as exc:
+                if listed:
+                    exc.param = f"[{i}]" + (f".{exc.param}" if exc.param else "")
+                raise
+        return kept
+
+    def _delete(self, object_id: str) -> bool:
+        return bool(self.resolver().delete(object_id))  # type: ignore[union-attr] # a record key implies a store
+
+    async def _in_thread(self, fn: Callable[..., Any], expires: float, *args: Any) -> Any:
+        """`fn(*args)` in a thread, its `InputTokensError` a 400, past `expires` a 504."""
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(fn, *args), max(expires - time.monotonic(), 0.001))
+        except TimeoutError:
+            raise self._timeout() from None
+        except InputTokensError as exc:
+            raise self._from_library(exc) from None
 
     async def _read_body(self, receive: Receive, declared: int | None, expires: float) -> bytes:
         """The body, read before `expires` (a `time.monotonic()` instant)."""
@@ -286,8 +377,9 @@ class _App:
         self._release_pending = False
         asyncio.get_running_loop().run_in_executor(None, _release_memory)  # a few ms: not on the loop
 
-    def _count_sync(self, body: bytes, expires: float, resolver: Resolver | None = None) -> Count:
-        """Count `body`, stopping with `CountTimeoutError` at `expires` (a `time.monotonic()` instant)."""
+    def _count_sync(self, body: bytes, expires: float, urls: Resolver | None = None) -> Count:
+        """Count `body`, stopping with `CountTimeoutError` at `expires` (a `time.monotonic()` instant);
+        `urls` answers for remote images and files (with --fetch), the state store for the rest."""
         # The time left is taken when the count starts, not when it was queued for a thread.
         left = expires - time.monotonic()
         if left <= 0:
@@ -301,7 +393,9 @@ class _App:
                 code="nesting_too_deep",
             )
         # Only the total and `estimated` are sent: no breakdown to build.
-        return count(body, estimate=self.config.estimate, breakdown=False, timeout=left, resolver=resolver)
+        store = self.resolver() if self._owns_store or self._store is not None else None
+        resolver = with_urls(store, urls)
+        return count(body, resolver=resolver, estimate=self.config.estimate, breakdown=False, timeout=left)
 
     def _from_library(self, exc: InputTokensError) -> _HTTPError:
         message = exc.message if exc.remedy is None else f"{exc.message} {_server_remedy(exc.remedy)}"
@@ -412,15 +506,21 @@ async def _respond(
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def _lifespan(app: _App, receive: Receive, send: Send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             # Load the encodings before the first request rather than during it.
             count(b'{"model": "gpt-4o", "input": "warm up"}')
             count(b'{"model": "gpt-4", "input": "warm up"}')
+            try:
+                app.resolver()  # this worker's own connection to the state store, if any
+            except Exception as exc:  # the server says why it cannot start
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            app.close_store()
             await send({"type": "lifespan.shutdown.complete"})
             return
 
@@ -437,6 +537,25 @@ def _server_remedy(remedy: Remedy) -> str:
     return library_remedy(remedy)
 
 
-def create_app(config: ServerConfig | None = None) -> ASGIApp:
-    """The ASGI app; `config` defaults to `ServerConfig.from_env()`."""
-    return _App(config or ServerConfig.from_env())
+def create_app(config: ServerConfig | None = None, *, store: Any = None) -> ASGIApp:
+    """The ASGI app; `config` defaults to `ServerConfig.from_env()`.
+
+    `store`: a state store (`counter._state.open_store(...)`) to count and record with, which the
+    caller keeps and closes; without it, the app opens `config.state` itself (per worker process).
+    """
+    return _App(config or ServerConfig.from_env(), store)
+
+
+def _authorize(supplied: bytes | None, key: bytes) -> None:
+    if not supplied:
+        raise _HTTPError(
+            401,
+            "You didn't provide an API key. You need to provide your API key in an Authorization header "
+            "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+        )
+    scheme, _, token = supplied.partition(b" ")
+    # compare_digest takes as long whatever the mismatch: the key does not leak through timing.
+    # The supplied key is never echoed back (OpenAI shows a masked one; nothing at all is safer).
+    valid = hmac.compare_digest(token.strip(), key)
+    if not (valid and scheme.lower() == b"bearer"):
+        raise _HTTPError(401, "Incorrect API key provided.", code="invalid_api_key")

@@ -43,10 +43,18 @@ class ServerConfig:
     fetch_allow: str = ""
     #: Seconds one fetch may take in all (its redirects included).
     fetch_timeout: float = 20.0
+    #: A state store's URL (`sqlite:///path`, `postgresql://...`; docs/state.md): counting asks it for
+    #: `previous_response_id`, `conversation`, `item_reference` and `file_id`. Each worker opens its own.
+    state: str | None = field(default=None, repr=False)
+    #: The key of the recording routes (`POST /v1/state/exchanges`, `DELETE /v1/state/{id}`); without
+    #: one they do not exist (404), so a store is only written to by whoever holds this key.
+    record_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.max_body_bytes <= 0 or self.max_depth <= 0 or self.timeout_seconds <= 0 or self.inline_bytes < 0:
             raise ValueError("max_body_bytes, max_depth and timeout_seconds must be > 0, inline_bytes >= 0")
+        if self.record_key and not self.state:
+            raise ValueError("record_key enables recording into a state store: it needs state")
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServerConfig:
@@ -56,7 +64,7 @@ class ServerConfig:
             raw = os.environ.get(_env_name(f.name), "")
             if raw:
                 kind = type(getattr(cls, f.name))
-                values[f.name] = raw if f.name == "api_key" else raw == "1" if kind is bool else kind(raw)
+                values[f.name] = raw if f.name in _STRINGS else raw == "1" if kind is bool else kind(raw)
         return replace(cls(**values), **overrides)
 
     def to_env(self) -> dict[str, str]:
@@ -67,6 +75,10 @@ class ServerConfig:
             value = getattr(self, f.name)
             env[_env_name(f.name)] = ("1" if value else "0") if isinstance(value, bool) else str(value or "")
         return env
+
+
+#: The fields whose default is None, read from the environment as they are.
+_STRINGS = frozenset({"api_key", "state", "record_key"})
 
 
 def _env_name(name: str) -> str:

@@ -10,8 +10,12 @@ from counter._server._config import ESTIMATE_HEADER
 __all__ = ["openapi_document"]
 
 
-def openapi_document() -> dict[str, Any]:
-    """OpenAPI 3.1 description of the server, its request body taken from schema/ (via generated/)."""
+def openapi_document(*, recording: bool = False) -> dict[str, Any]:
+    """OpenAPI 3.1 description of the server, its request body taken from schema/ (via generated/).
+
+    `recording`: the server has a record key, so it has the state routes (`POST /v1/state/exchanges`,
+    `DELETE /v1/state/{id}`); they are described only then, as they exist only then.
+    """
     import generated
 
     schema = json.loads(json.dumps(generated.REQUEST_SCHEMA).replace('"#/$defs/', '"#/components/schemas/'))
@@ -79,6 +83,16 @@ def openapi_document() -> dict[str, Any]:
         "operationId": "openapi",
         "responses": {"200": {"description": "This document", "content": {"application/json": {"schema": {}}}}},
     }
+    paths: dict[str, Any] = {
+        "/v1/responses/input_tokens": {"post": operation},
+        "/responses/input_tokens": {"post": {**operation, "operationId": "countInputTokensShort"}},
+        "/healthz": {"get": health},
+        "/openapi.json": {"get": openapi},
+    }
+    schemes: dict[str, Any] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    if recording:
+        paths.update(_state_paths(components, err))
+        schemes["recordKey"] = {"type": "http", "scheme": "bearer", "description": "The server's record key."}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -86,16 +100,89 @@ def openapi_document() -> dict[str, Any]:
             "version": "1",
             "description": "POST /v1/responses/input_tokens, counted offline as OpenAI counts it.",
         },
-        "paths": {
-            "/v1/responses/input_tokens": {"post": operation},
-            "/responses/input_tokens": {"post": {**operation, "operationId": "countInputTokensShort"}},
-            "/healthz": {"get": health},
-            "/openapi.json": {"get": openapi},
-        },
-        "components": {
-            "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        },
+        "paths": paths,
+        "components": {"schemas": components, "securitySchemes": schemes},
         # Only enforced when the server runs with an API key.
         "security": [{"bearer": []}, {}],
     }
+
+
+def _state_paths(components: dict[str, Any], err: dict[str, Any]) -> dict[str, Any]:
+    """The recording routes (docs/state.md), authenticated by the record key; adds their schemas."""
+    components["Exchange"] = {
+        "type": "object",
+        "description": "One request the gateway forwarded to OpenAI and OpenAI's answer.",
+        "required": ["method", "path"],
+        "properties": {
+            "method": {"type": "string", "examples": ["POST"]},
+            "path": {"type": "string", "examples": ["/v1/responses"]},
+            "request": {"type": "object"},
+            "response": {"type": "object"},
+            "file": {
+                "type": "object",
+                "description": "For POST /v1/files: the upload.",
+                "properties": {
+                    "filename": {"type": "string"},
+                    "purpose": {"type": "string"},
+                    "bytes_b64": {"type": "string"},
+                },
+            },
+        },
+    }
+    components["StateExchanges"] = {
+        "type": "object",
+        "required": ["object", "recorded", "skipped"],
+        "additionalProperties": False,
+        "properties": {
+            "object": {"const": "state.exchanges"},
+            "recorded": {"type": "integer", "minimum": 0},
+            "skipped": {"type": "integer", "minimum": 0},
+        },
+    }
+    components["StateDeleted"] = {
+        "type": "object",
+        "required": ["id", "object", "deleted"],
+        "additionalProperties": False,
+        "properties": {"id": {"type": "string"}, "object": {"const": "state.deleted"}, "deleted": {"const": True}},
+    }
+    exchange = {"$ref": "#/components/schemas/Exchange"}
+    errors = {
+        "400": {"description": "A malformed exchange (its index in `param`)", **err},
+        "401": {"description": "Missing or wrong record key", **err},
+        "405": {"description": "Wrong method", **err},
+        "500": {"description": "A bug in the server, or the store failed (logged)", **err},
+        "504": {"description": "The request took longer than the time limit", **err},
+    }
+    record = {
+        "summary": "Record exchanges in the state store",
+        "operationId": "recordExchanges",
+        "security": [{"recordKey": []}],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"anyOf": [exchange, {"type": "array", "items": exchange}]}}},
+        },
+        "responses": {
+            "200": {
+                "description": "How many exchanges were recorded, and skipped (nothing to keep).",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StateExchanges"}}},
+            },
+            "413": {"description": "Body over the size limit", **err},
+            "415": {"description": "Not a JSON body", **err},
+            **errors,
+        },
+    }
+    delete = {
+        "summary": "Forget a stored response, conversation, item or file",
+        "operationId": "deleteState",
+        "security": [{"recordKey": []}],
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}],
+        "responses": {
+            "200": {
+                "description": "Forgotten.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StateDeleted"}}},
+            },
+            "404": {"description": "No stored object with this id", **err},
+            **errors,
+        },
+    }
+    return {"/v1/state/exchanges": {"post": record}, "/v1/state/{id}": {"delete": delete}}
