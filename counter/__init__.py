@@ -22,6 +22,7 @@ from counter._count import (
 )
 from counter._decode import decode_request
 from counter._errors import CountTimeoutError, InputTokensError, InvalidRequestError, Remedy, UnresolvedError
+from counter._fetch import Fetcher
 from counter._models import register_alias, unregister_alias
 from counter._resolve import Resolver
 from counter._state import StateStore, open_store
@@ -34,6 +35,7 @@ __all__ = [
     "Calibration",
     "Count",
     "CountTimeoutError",
+    "Fetcher",
     "InputTokensError",
     "InvalidRequestError",
     "Part",

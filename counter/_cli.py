@@ -26,6 +26,7 @@ from counter._batch import SourceError, Summary, error_payload, run_batch
 from counter._count import Count, count
 from counter._errors import InputTokensError
 from counter._exchanges import STATE_ENV, StoreOpenError, import_exchanges, open_state
+from counter._fetch import with_urls
 
 __all__ = ["main"]
 
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         help="count what can be counted when a body names server-side state (previous_response_id, "
         "file_id, remote images, a stored prompt) and mark the result estimated, instead of failing",
     )
+    _fetch_options(c)
     c.add_argument(
         "--jobs", type=int, default=1, metavar="N", help="worker processes for --jsonl (0 = every core; default 1)"
     )
@@ -98,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--estimate", action="store_true", help="estimate server-side state instead of rejecting it")
     s.add_argument("--no-access-log", action="store_true", help="no access line per request")
+    _fetch_options(s)
     s.add_argument(
         "--state",
         metavar="URL",
@@ -130,6 +133,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fetch_options(p: argparse.ArgumentParser) -> None:
+    """`--fetch` and its options, the same for `count` and `serve` (docs/fetch.md)."""
+    p.add_argument(
+        "--fetch",
+        action="store_true",
+        help="fetch remote image_url and file_url over http(s) for an exact count (public addresses only; "
+        "needs the fetch extra)",
+    )
+    p.add_argument(
+        "--fetch-allow",
+        action="append",
+        default=[],
+        metavar="HOST_OR_CIDR",
+        help="with --fetch, also fetch from this host name or address/network (repeatable), e.g. an internal host",
+    )
+    p.add_argument(
+        "--fetch-timeout", type=float, default=20, metavar="S", help="seconds one fetch may take in all (default 20)"
+    )
+
+
+def _fetcher(args: argparse.Namespace) -> Any:
+    """The `counter.Fetcher` that --fetch asks for, or None."""
+    if not args.fetch:
+        if args.fetch_allow:
+            raise _UsageError("--fetch-allow goes with --fetch")
+        return None
+    if args.fetch_timeout <= 0:
+        raise _UsageError("--fetch-timeout must be > 0")
+    from counter._fetch import Fetcher, FetchUnavailableError
+
+    try:
+        return Fetcher(allow=args.fetch_allow, timeout=args.fetch_timeout)
+    except FetchUnavailableError as exc:
+        raise _UsageError(exc.message) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `input-tokens` console script."""
     parser = _parser()
@@ -146,10 +185,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "count":
             _check_model(args.model)
             args.calibration = _load_calibration(args.calibration)
+            if args.fetch_allow and not args.fetch:
+                raise _UsageError("--fetch-allow goes with --fetch")
             if args.jsonl:
+                if args.fetch:
+                    raise _UsageError("--fetch counts one body; it does not apply to --jsonl yet")
                 return _count_jsonl(args)
             if args.jobs != 1:
                 raise _UsageError("--jobs applies to --jsonl only")
+            if args.fetch:
+                with _fetcher(args) as fetcher:
+                    return _count_one(args, fetcher)
             return _count_one(args)
     except _UsageError as exc:
         parser.error(str(exc))  # exits 2
@@ -222,6 +268,7 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_seconds=args.timeout,
         estimate=args.estimate,
         access_log=not args.no_access_log,
+        **_fetch_config(args),
     )
     try:
         serve(config, host=args.host, port=args.port, workers=args.workers)
@@ -229,6 +276,15 @@ def _serve(args: argparse.Namespace) -> int:
         sys.stderr.write(f"input-tokens: {exc}\n")
         return 1
     return 0
+
+
+def _fetch_config(args: argparse.Namespace) -> dict[str, Any]:
+    """ServerConfig's fetch fields; the Fetcher is made here once to check that it can be."""
+    fetcher = _fetcher(args)
+    if fetcher is None:
+        return {}
+    fetcher.close()
+    return {"fetch": True, "fetch_allow": ",".join(args.fetch_allow), "fetch_timeout": args.fetch_timeout}
 
 
 # ------------------------------------------------------------------ one body
@@ -244,13 +300,14 @@ def _read(path: str) -> bytes:
         raise _UsageError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _count_one(args: argparse.Namespace) -> int:
+def _count_one(args: argparse.Namespace, fetcher: Any = None) -> int:
     try:
         with _store(args) as store:  # opened first: a store that cannot be opened fails before stdin is read
+            resolver = with_urls(store, fetcher)
             result = count(
                 _read(args.file),
                 model=args.model,
-                resolver=store,
+                resolver=resolver,
                 estimate=args.estimate,
                 calibration=args.calibration,
             )

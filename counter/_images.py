@@ -28,6 +28,7 @@ from counter._models import ImageRule, PatchRule, TileRule
 __all__ = [
     "ImageError",
     "ImageSize",
+    "ImageTruncatedError",
     "data_url_payload",
     "image_size",
     "image_size_from_base64",
@@ -40,6 +41,10 @@ __all__ = [
 
 class ImageError(ValueError):
     """Not an image we can size: not a data URL, bad base64, unknown format, corrupt or truncated."""
+
+
+class ImageTruncatedError(ImageError):
+    """The data ends before the header does: more bytes may still give the size (a streamed fetch)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +143,7 @@ _Reader = _PrefixReader | _BytesReader
 def _need(r: _Reader, end: int, what: str) -> bytes:
     data = r.get(end)
     if len(data) < end:
-        raise ImageError(f"truncated image: {what} ends at byte {end}, data has {len(data)}")
+        raise ImageTruncatedError(f"truncated image: {what} ends at byte {end}, data has {len(data)}")
     return data
 
 

@@ -30,6 +30,7 @@ class BoundedLRU(Generic[K, V]):
         self._lock = threading.Lock()
         self._data: OrderedDict[K, V] = OrderedDict()
         self._total = 0
+        self._weights: dict[K, int] = {}  # entries put with `set`, whose weight is not `size(key)`
         self.max_size = max_size
         self.max_entries = max_entries
         self.hits = 0
@@ -61,10 +62,36 @@ class BoundedLRU(Generic[K, V]):
             self._total += weight
             self._evict()
 
+    def set(self, key: K, value: V, weight: int) -> None:
+        """Put `value` under `key`, replacing any value there, weighing `weight` instead of `size(key)`
+        (for values that outweigh their key: a fetched body under its URL)."""
+        if weight > self.max_size // 4:
+            self.pop(key)
+            return
+        with self._lock:
+            if key in self._data:
+                self._total -= self._unweigh(key)
+                del self._data[key]
+            self._data[key] = value
+            self._weights[key] = weight
+            self._total += weight
+            self._evict()
+
+    def pop(self, key: K) -> None:
+        """Forget `key` (nothing if it is not there)."""
+        with self._lock:
+            if key in self._data:
+                del self._data[key]
+                self._total -= self._unweigh(key)
+
+    def _unweigh(self, key: K) -> int:
+        weight = self._weights.pop(key, None)
+        return self._size(key) if weight is None else weight
+
     def _evict(self) -> None:
         while self._data and (self._total > self.max_size or len(self._data) > self.max_entries):
             old, _ = self._data.popitem(last=False)
-            self._total -= self._size(old)
+            self._total -= self._unweigh(old)
 
     def resize(self, max_size: int, max_entries: int) -> None:
         with self._lock:
@@ -74,6 +101,7 @@ class BoundedLRU(Generic[K, V]):
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+            self._weights.clear()
             self._total = 0
             self.hits = self.misses = 0
 

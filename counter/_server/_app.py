@@ -4,6 +4,7 @@ request's time limit, OpenAI's error envelope, and handing a large body's memory
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import ctypes
 import functools
 import hmac
@@ -19,6 +20,7 @@ from counter._count import Count, count
 from counter._depth import nesting_exceeds
 from counter._errors import CountTimeoutError, InputTokensError, Remedy, library_remedy
 from counter._exchanges import exchange_objects, open_state
+from counter._fetch import with_urls
 from counter._resolve import Resolver
 from counter._server._config import ESTIMATE_HEADER, MiB, ServerConfig
 from counter._server._logging import BufferedStreamHandler, _access_record, _loggable, access_log, error_log
@@ -112,12 +114,31 @@ class _App:
         only = access_log.handlers[0] if len(access_log.handlers) == 1 else None
         direct = isinstance(only, BufferedStreamHandler) and not access_log.propagate
         self._access_line = only.add if direct and isinstance(only, BufferedStreamHandler) else _access_record
+        self._fetcher: Resolver | None = None
+        self._offline: Resolver | None = None
+        self._fetch_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        if config.fetch:
+            from counter._fetch import Fetcher
+
+            fetcher = Fetcher(allow=config.fetch_allow.split(","), timeout=config.fetch_timeout)
+            self._fetcher, self._offline = fetcher, _Offline()
+            # Counts that fetch run here, at most the fetcher's concurrency at once; the others queue
+            # (and leave the queue at their deadline): the default pool stays free for offline counts.
+            self._fetch_pool = concurrent.futures.ThreadPoolExecutor(fetcher.max_concurrency, "input-tokens-fetch")
+
+    def close(self) -> None:
+        """Close the fetcher's connections and its pool (at lifespan shutdown)."""
+        if self._fetch_pool is not None:
+            self._fetch_pool.shutdown(wait=False, cancel_futures=True)
+        if self._fetcher is not None:
+            self._fetcher.close()  # type: ignore[attr-defined]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http":
             if kind == "lifespan":
                 await _lifespan(self, receive, send)
+                self.close()
             return
         started = time.perf_counter()
         status, tokens = 500, None
@@ -178,9 +199,12 @@ class _App:
         body = await self._checked_body(receive, content_type, content_length, expires)
         if len(body) <= self.config.inline_bytes:
             # Small bodies are counted right here, on the loop: no coroutine or thread in between;
-            # one that takes longer than a slice of loop time goes on in a thread instead.
+            # one that takes longer than a slice of loop time, or asks the state store or the
+            # network, goes on in a thread instead.
             try:
-                result = self._count_sync(body, min(expires, time.monotonic() + INLINE_SECONDS), on_loop=True)
+                result = self._count_sync(
+                    body, min(expires, time.monotonic() + INLINE_SECONDS), self._offline, on_loop=True
+                )
             except (CountTimeoutError, _OffTheLoop):
                 result = await self._count(body, expires)
             except InputTokensError as exc:
@@ -317,15 +341,24 @@ class _App:
         except TimeoutError:
             raise self._timeout() from None
 
-    async def _count(self, body: bytes, expires: float) -> Count:
+    async def _count(self, body: bytes, expires: float, fetch: bool = False) -> Count:
         """Count a body in a thread, under the request's time limit.
 
         The 504 is sent at the deadline even when the thread is inside a step that cannot be
         interrupted; the thread stops at its next check of the same deadline (`count(timeout=...)`).
+        With --fetch, a body is first counted offline; one that names a URL (`_NeedsNetwork`) is
+        counted again, with the fetcher, in the fetch pool (`fetch=True`).
         """
         try:
             budget = max(expires - time.monotonic(), 0.001)
-            result = await asyncio.wait_for(asyncio.to_thread(self._count_in_thread, body, expires), budget)
+            work: Awaitable[Count | InputTokensError | _HTTPError | _NeedsNetwork]
+            if fetch:
+                work = asyncio.get_running_loop().run_in_executor(
+                    self._fetch_pool, self._count_in_thread, body, expires, True
+                )
+            else:
+                work = asyncio.to_thread(self._count_in_thread, body, expires)
+            result = await asyncio.wait_for(work, budget)
         except TimeoutError:
             raise self._timeout() from None
         finally:
@@ -335,11 +368,15 @@ class _App:
             return result
         if isinstance(result, CountTimeoutError):
             raise self._timeout()
+        if isinstance(result, _NeedsNetwork):
+            return await self._count(body, expires, fetch=True)
         if isinstance(result, InputTokensError):
             raise self._from_library(result)
         raise result
 
-    def _count_in_thread(self, body: bytes, expires: float) -> Count | InputTokensError | _HTTPError:
+    def _count_in_thread(
+        self, body: bytes, expires: float, fetch: bool = False
+    ) -> Count | InputTokensError | _HTTPError | _NeedsNetwork:
         """`_count_sync` for a worker thread: its error is returned, without traceback, not raised.
 
         A raised error would keep its traceback's frames, and with them the body and its decoded text,
@@ -348,8 +385,8 @@ class _App:
         of MB when that happened to a few at once (tests/test_timeout.py).
         """
         try:
-            return self._count_sync(body, expires)
-        except (InputTokensError, _HTTPError) as exc:
+            return self._count_sync(body, expires, self._fetcher if fetch else self._offline)
+        except (InputTokensError, _HTTPError, _NeedsNetwork) as exc:
             exc.__traceback__ = exc.__cause__ = exc.__context__ = None
             return exc
         finally:
@@ -367,11 +404,12 @@ class _App:
         self._release_pending = False
         asyncio.get_running_loop().run_in_executor(None, _release_memory)  # a few ms: not on the loop
 
-    def _count_sync(self, body: bytes, expires: float, *, on_loop: bool = False) -> Count:
-        """Count `body`, stopping with `CountTimeoutError` at `expires` (a `time.monotonic()` instant).
+    def _count_sync(self, body: bytes, expires: float, urls: Resolver | None = None, *, on_loop: bool = False) -> Count:
+        """Count `body`, stopping with `CountTimeoutError` at `expires` (a `time.monotonic()` instant);
+        `urls` answers for remote images and files (with --fetch), the state store for the rest.
 
-        `on_loop`: a count that needs the state store stops with `_OffTheLoop` instead of reading it
-        (a database read, over the network for PostgreSQL, must not hold the event loop)."""
+        `on_loop`: a count that needs the state store or the network stops with `_OffTheLoop` instead
+        (a database read, over the network for PostgreSQL, and a fetch must not hold the event loop)."""
         # The time left is taken when the count starts, not when it was queued for a thread.
         left = expires - time.monotonic()
         if left <= 0:
@@ -385,9 +423,11 @@ class _App:
                 code="nesting_too_deep",
             )
         # Only the total and `estimated` are sent: no breakdown to build.
-        resolver = None
-        if self._owns_store or self._store is not None:
-            resolver = _LOOP_GUARD if on_loop else self.resolver()
+        has_store = self._owns_store or self._store is not None
+        if on_loop and (has_store or urls is not None):
+            resolver: Resolver | None = _LOOP_GUARD
+        else:
+            resolver = with_urls(self.resolver() if has_store else None, urls)
         return count(body, resolver=resolver, estimate=self.config.estimate, breakdown=False, timeout=left)
 
     def _from_library(self, exc: InputTokensError) -> _HTTPError:
@@ -398,6 +438,24 @@ class _App:
         return _HTTPError(
             504, f"The request took longer than this server's limit of {self.config.timeout_seconds:g}s.", "timeout"
         )
+
+
+class _NeedsNetwork(Exception):
+    """Raised by `_Offline`: this body names a remote image or file, so it is counted in the fetch pool."""
+
+
+class _Offline(Resolver):
+    """With --fetch, the resolver of a first, offline count: a URL sends the body to the fetch pool."""
+
+    def image(self, url: str | None, file_id: str | None) -> bytes | None:
+        if url is not None:
+            raise _NeedsNetwork
+        return None
+
+    def file(self, url: str | None, file_id: str | None, filename: str | None) -> bytes | None:
+        if url is not None:
+            raise _NeedsNetwork
+        return None
 
 
 #: After a count of a body this large, the memory it freed is handed back to the operating system.

@@ -36,6 +36,13 @@ class ServerConfig:
     estimate: bool = False
     #: Write the per-request access line (the `input_tokens.access` logger at INFO).
     access_log: bool = True
+    #: Fetch remote image and file URLs (`counter.Fetcher`, docs/fetch.md): counts that need it run
+    #: in a pool of their own, so hanging upstreams hold neither the event loop nor other counts.
+    fetch: bool = False
+    #: Hosts and addresses/networks the fetcher may reach besides public ones, comma-separated.
+    fetch_allow: str = ""
+    #: Seconds one fetch may take in all (its redirects included).
+    fetch_timeout: float = 20.0
     #: A state store's URL (`sqlite:///path`, `postgresql://...`; docs/state.md): counting asks it for
     #: `previous_response_id`, `conversation`, `item_reference` and `file_id`. Each worker opens its own.
     state: str | None = field(default=None, repr=False)
