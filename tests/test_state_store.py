@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from counter import InvalidRequestError
-from counter._state import StateStore, _messages, _store, open_store
+from counter._state import StateStore, _messages, _schema, _store, open_store
 from counter._state._schema import MIGRATIONS, SchemaVersionError
 
 ROOT = pathlib.Path(__file__).parent.parent
@@ -170,6 +170,27 @@ def test_opening_again_keeps_the_data(state_url: str) -> None:
         with store._backend.transaction(write=False) as cur:
             assert cur.execute("SELECT version FROM schema_version") == [(len(MIGRATIONS),)]
         assert history(store, "resp_1", None) == [user("hi"), message("msg_resp_1", "answer resp_1")]
+
+
+def test_a_store_of_an_older_schema_is_migrated_with_its_data(state_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A store written by the first schema (before the chain cache's change counter) opens, is
+    # brought to the latest version once, and keeps what it held.
+    with monkeypatch.context() as patched:
+        patched.setattr(_schema, "MIGRATIONS", MIGRATIONS[:1])
+        with open_store(state_url) as old, old._backend.transaction(write=True) as cur:  # the old code's record
+            cur.execute(
+                "INSERT INTO responses (id, model, previous_response_id, conversation_id, input_json, "
+                "output_json, usage_json, created_at, recorded_at, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ("resp_1", "gpt-4o", None, None, json.dumps([user("hi")]), "[]", None, T0, T0, 10),
+            )
+            assert cur.execute("SELECT version FROM schema_version") == [(1,)]
+    with open_store(state_url) as store:
+        store._now = lambda: T0
+        with store._backend.transaction(write=False) as cur:
+            assert cur.execute("SELECT version FROM schema_version") == [(len(MIGRATIONS),)]
+        assert history(store, "resp_1", None) == [user("hi")]
+        store.record(response("resp_2", "again", previous="resp_1"))
+        assert len(history(store, "resp_2", None)) == 3
 
 
 # ------------------------------------------------------------------ recording and answering
