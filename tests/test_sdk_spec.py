@@ -1,12 +1,14 @@
 """The openai SDK as the spec source (issue 17): the change report from the 2026-08-21 document to the
 vendored SDK 3.63.0 schema, the new surface decoded and counted under the default mode, OpenAI's errors
-kept."""
+kept, and `unknown="estimate"` for what the schema does not know (library, command, server)."""
 
 from __future__ import annotations
 
 import copy
 import functools
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 
 import counter
 from codegen import generate, ingest, sdk, surface
-from counter._decode import decode_request
+from counter._decode import decode_request, decode_request_unknown
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = json.loads((ROOT / "tests/data/sdk/surface-2026-08-21-to-openai-3.63.0.json").read_text(encoding="utf-8"))
@@ -83,6 +85,7 @@ SHAPES: dict[str, dict[str, Any]] = json.loads((ROOT / "tests/data/sdk/shapes.js
 def test_each_new_shape_counts_under_the_default_mode(name: str) -> None:
     result = counter.count(SHAPES[name])
     assert result.input_tokens > 0
+    assert result.unknown == ()
 
 
 def test_new_shapes_are_counted_or_named_as_estimates() -> None:
@@ -116,6 +119,124 @@ def test_a_misspelled_parameter_keeps_openais_error() -> None:
     assert caught.value.to_dict()["error"]["message"] == "Unknown parameter: 'tools[0].asynk'."
     with pytest.raises(counter.InvalidRequestError, match="Invalid value: 'ultra'"):
         counter.count({"model": "gpt-4o", "input": "hi", "tools": [{"type": "image_generation", "quality": "ultra"}]})
+
+
+# ------------------------------------------------------------------ unknown="estimate"
+
+INVENTED = {
+    "model": "gpt-4o",
+    "input": [
+        {"role": "user", "content": "hi", "mood": "curious"},
+        {"type": "telepathy", "thought": "a long invented item"},
+        {"role": "user", "content": "bye"},
+    ],
+    "tools": [{"type": "hologram"}, {"type": "function", "name": "f", "parameters": {}, "colour": "red"}],
+    "truncation": "sometimes",
+    "hyperparameter": 3,
+}
+
+
+def test_estimate_sets_aside_what_the_schema_does_not_know() -> None:
+    with pytest.raises(counter.InvalidRequestError, match="Unknown parameter"):
+        counter.count(INVENTED)
+    result = counter.count(INVENTED, unknown="estimate")
+    assert result.estimated
+    assert set(result.unknown) == {
+        "hyperparameter",
+        "input[0].mood",
+        "input[1]",
+        "tools[0]",
+        "tools[1].colour",
+        "truncation",
+    }
+    assert result.breakdown[-1].label == "unknown"
+    assert "input[1]" in result.breakdown[-1].text
+    assert result.to_dict()["unknown"] == list(result.unknown)
+    # The invented item counts as its JSON text, the rest as usual.
+    known = counter.count_input_tokens({"model": "gpt-4o", "input": [{"role": "user", "content": "hi"}]})
+    assert result.input_tokens > known
+    assert counter.count_input_tokens(INVENTED, unknown="estimate") == result.input_tokens
+
+
+@pytest.mark.parametrize(
+    ("body", "paths", "known"),
+    [
+        ({"model": "gpt-4o", "input": "hi", "invented": True}, ("invented",), {"input": "hi"}),
+        (
+            {"model": "gpt-4o", "input": [{"role": "user", "content": "hi", "invented": 1}]},
+            ("input[0].invented",),
+            {"input": [{"role": "user", "content": "hi"}]},
+        ),
+        ({"model": "gpt-4o", "input": "hi", "text": {"verbosity": "extreme"}}, ("text.verbosity",), {"input": "hi"}),
+        # A required field's unknown value: the first value the schema knows stands in.
+        (
+            {"model": "gpt-4o", "input": [{"role": "oracle", "content": "hi"}]},
+            ("input[0].role",),
+            {"input": [{"role": "user", "content": "hi"}]},
+        ),
+    ],
+)
+def test_estimate_on_invented_fields_and_values(
+    body: dict[str, Any], paths: tuple[str, ...], known: dict[str, Any]
+) -> None:
+    result = counter.count(body, unknown="estimate")
+    assert result.unknown == paths
+    assert result.estimated
+    assert result.input_tokens == counter.count_input_tokens({"model": "gpt-4o", **known})
+
+
+def test_estimate_still_refuses_other_errors() -> None:
+    with pytest.raises(counter.InvalidRequestError, match="Invalid type"):
+        counter.count({"model": "gpt-4o", "input": "hi", "parallel_tool_calls": "yes", "x": 1}, unknown="estimate")
+    with pytest.raises(ValueError, match="unknown must be"):
+        decode_request_unknown(b"{}", "maybe")
+    request, paths = decode_request_unknown(b'{"model": "gpt-4o", "input": "hi"}', "estimate")
+    assert paths == ()
+    assert request == decode_request(b'{"model": "gpt-4o", "input": "hi"}')
+
+
+def test_command_unknown_estimate_names_the_invented_field(tmp_path: Path) -> None:
+    path = tmp_path / "body.json"
+    path.write_text(json.dumps({"model": "gpt-4o", "input": "hi", "invented": 1}), encoding="utf-8")
+    run = [sys.executable, "-m", "counter", "count"]
+    refused = subprocess.run([*run, str(path)], capture_output=True, text=True, check=False)
+    assert refused.returncode == 1
+    assert "Unknown parameter: 'invented'" in refused.stderr
+    done = subprocess.run([*run, "--unknown", "estimate", str(path)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["estimated"] is True
+    assert out["unknown"] == ["invented"]
+    assert out["input_tokens"] > 0
+    lines = tmp_path / "bodies.jsonl"
+    lines.write_text(path.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    batch = subprocess.run(
+        [*run, "--jsonl", "--unknown", "estimate", str(lines)], capture_output=True, text=True, check=False
+    )
+    assert batch.returncode == 0, batch.stderr
+    assert json.loads(batch.stdout.splitlines()[0])["unknown"] == ["invented"]
+
+
+def test_server_unknown_header() -> None:
+    httpx = pytest.importorskip("httpx")
+    from counter._server import ServerConfig, create_app
+
+    async def post(app: Any, body: dict[str, Any]) -> Any:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.post("/v1/responses/input_tokens", json=body)
+
+    import asyncio
+
+    body = {"model": "gpt-4o", "input": "hi", "invented": 1}
+    strict = asyncio.run(post(create_app(ServerConfig()), body))
+    assert strict.status_code == 400
+    assert strict.json()["error"]["param"] == "invented"
+    lenient = asyncio.run(post(create_app(ServerConfig(unknown="estimate")), body))
+    assert lenient.status_code == 200, lenient.text
+    assert lenient.headers["x-input-tokens-unknown"] == "invented"
+    assert lenient.headers["x-input-tokens-estimated"] == "true"
+    assert set(lenient.json()) == {"object", "input_tokens"}
 
 
 # ------------------------------------------------------------------ bodies from the SDK's own types
