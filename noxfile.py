@@ -67,6 +67,14 @@ def codegen_check(session: nox.Session) -> None:
 
 
 @nox.session
+def spec_drift(session: nox.Session) -> None:
+    """Report the request surface of the newest openai SDK that the pinned schema lacks, and the reverse."""
+    _install(session, "codegen", project=False)
+    session.install("--upgrade", "openai")
+    session.run("python", "codegen/sdk.py", "--drift", *session.posargs)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: decode and count speed next to the alternatives; then the HTTP server next to a
     hello-world app on the same stack, and the JSONL batch on one core and on all."""

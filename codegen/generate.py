@@ -19,9 +19,11 @@ the schema itself) written to generated/.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import difflib
 import importlib
+import io
 import json
 import re
 import subprocess
@@ -34,13 +36,16 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: `python codegen/generate.py`
     sys.path.insert(0, str(ROOT))
 
-from codegen import ingest, naming, rules, surface  # noqa: E402
+from codegen import ingest, naming, rules, sdk, surface  # noqa: E402
 from codegen.schemas import is_null, ref, ref_name, subschemas, tag_values, union_members, wire_paths  # noqa: E402
 
 SCHEMA_PATH = ROOT / "schema" / "request.schema.json"
 OVERLAY_PATH = ROOT / "schema" / "overlay.json"
 SOURCE_DIR = ROOT / "schema" / "openapi"
 PROVENANCE_PATH = SOURCE_DIR / "PROVENANCE.json"
+# Which vendored source codegen reads, in schema/pinned.json: {"source": "openapi"} (schema/openapi/) or
+# {"source": "sdk"} (schema/sdk/, codegen/sdk.py).
+PINNED_NAME = "pinned.json"
 OUT_DIR = ROOT / "generated"
 ROOT_CLASS = "InputTokenCountRequest"
 
@@ -49,7 +54,8 @@ HEADER = (
     "# Regenerate with: nox -s codegen   (check for drift: nox -s codegen -- --check)\n"
 )
 SCHEMA_COMMENT = (
-    "DO NOT EDIT: written by codegen/generate.py from the vendored OpenAPI document (schema/openapi/) and "
+    "DO NOT EDIT: written by codegen/generate.py from the pinned source (schema/pinned.json: the vendored "
+    "OpenAPI document in schema/openapi/ or the openai SDK's request types in schema/sdk/) and "
     "schema/overlay.json. Regenerate with: nox -s codegen"
 )
 
@@ -594,7 +600,7 @@ def normalize(document: dict[str, Any], overlay: dict[str, Any] | None = None) -
         elif rule is rules.close_objects:
             schema = rules.apply_overlay(schema, overlay)
     names, retired = naming.load_names()
-    schema = naming.apply_names(schema, names, retired)
+    schema = naming.keep_merged_names(naming.apply_names(schema, names, retired))
     return {"$comment": SCHEMA_COMMENT, **schema}
 
 
@@ -603,10 +609,48 @@ def vendored_source() -> Path:
     return SOURCE_DIR / str(provenance["file"])
 
 
+def pinned_kind() -> str:
+    """`openapi` or `sdk`: the source the project is pinned to (schema/pinned.json)."""
+    path = ROOT / "schema" / PINNED_NAME
+    if not path.exists():
+        return "openapi"
+    kind = str(json.loads(path.read_text(encoding="utf-8"))["source"])
+    if kind not in ("openapi", "sdk"):
+        raise SystemExit(f"codegen: schema/{PINNED_NAME}: unknown source {kind!r}")
+    return kind
+
+
+def pin(kind: str) -> None:
+    (ROOT / "schema" / PINNED_NAME).write_text(json.dumps({"source": kind}) + "\n", encoding="utf-8")
+
+
+def pinned_document() -> tuple[dict[str, Any], str]:
+    """(the pinned source as an OpenAPI document of the closure's shape, a label naming it)."""
+    found = sdk.pinned() if pinned_kind() == "sdk" else None
+    if found is not None:
+        schema, provenance = found
+        return sdk.as_document(schema, str(provenance["version"])), f"openai {provenance['version']} (SDK)"
+    provenance = json.loads(PROVENANCE_PATH.read_text(encoding="utf-8"))
+    label = f"OpenAPI document of {provenance.get('date')} ({str(provenance.get('commit'))[:7]})"
+    return ingest.parse(ingest.read_bytes(str(vendored_source()))), label
+
+
+def load_source(source: Path) -> dict[str, Any]:
+    """A vendored source file as an OpenAPI document: an OpenAPI closure, or an SDK's JSON Schema."""
+    document = ingest.parse(ingest.read_bytes(str(source)))
+    return sdk.as_document(document) if sdk.is_sdk_schema(document) else document
+
+
 def render(source: Path | None = None) -> dict[str, str]:
     """Every file codegen writes, by path relative to the repository, as codegen would write it."""
-    document = ingest.parse(ingest.read_bytes(str(source or vendored_source())))
+    document = load_source(source) if source is not None else pinned_document()[0]
     schema = normalize(document)
+    if source is None and pinned_kind() == "sdk" and PROVENANCE_PATH.exists():
+        # What only the document states (lengths, bounds, patterns): codegen/sdk.py, carry_constraints.
+        # The document lacks the SDK's newer kinds: naming's note about their names is not news here.
+        with contextlib.redirect_stderr(io.StringIO()):
+            constraints = normalize(ingest.parse(ingest.read_bytes(str(vendored_source()))))
+        schema = sdk.carry_constraints(schema, constraints)
     prepared = prepare(schema)
     models = _run_generator(prepared)
     return {
@@ -662,16 +706,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail with a diff if schema/ or generated/ is stale")
     parser.add_argument(
-        "--spec", metavar="PATH_OR_URL", help="ingest this OpenAPI document (YAML/JSON, full or closure)"
+        "--spec",
+        metavar="SOURCE",
+        help="ingest this OpenAPI document (path or URL, YAML/JSON, full or closure), or the openai SDK's "
+        "request types: openai==X.Y.Z, a wheel path, or `openai` (installed); then pin it",
     )
     parser.add_argument("--commit", help="with --spec: the document's source commit, for PROVENANCE.json")
     parser.add_argument("--date", help="with --spec: the document's date (YYYY-MM-DD), for PROVENANCE.json")
     args = parser.parse_args(argv)
     if args.spec and args.check:
         parser.error("--spec and --check do not go together")
-    old_document = ingest.parse(ingest.read_bytes(str(vendored_source()))) if PROVENANCE_PATH.exists() else None
-    if args.spec:
+    old_document = pinned_document()[0] if PROVENANCE_PATH.exists() else None
+    if args.spec and sdk.is_sdk_spec(args.spec):
+        derived, provenance = sdk.derive(args.spec)
+        vendored = sdk.vendor(derived, provenance)
+        pin("sdk")
+        print(f"vendored {vendored.relative_to(ROOT)} (openai {provenance['version']}, wheel sha256 "
+              f"{provenance['wheel_sha256']})")  # fmt: skip
+    elif args.spec:
         vendored = vendor(args.spec, commit=args.commit, date=args.date)
+        pin("openapi")
         print(f"vendored {vendored.relative_to(ROOT)}")
     files = render()
     stale = []
@@ -704,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
         (ROOT / name).write_text(text, encoding="utf-8")
     print(f"wrote schema/ and generated/ ({len(files)} files{', changed: ' + ', '.join(stale) if stale else ''}).")
     if args.spec:
-        print(change_report(old_document, ingest.parse(ingest.read_bytes(str(vendored_source())))), end="")
+        print(change_report(old_document, pinned_document()[0]), end="")
     return 0
 
 

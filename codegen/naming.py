@@ -13,7 +13,9 @@ import before still means the same thing. The rule, applied last:
    has one shape for both places).
 4. Every other def keeps the name the rules gave it: the document's name made an identifier, or for
    split, merged and hoisted defs the name the rule derives from the tag or the wire path.
-5. Two defs may not end up with one name, and a table name must exist (or be retired in the table,
+5. `merged` in the table keeps a public name that no wire path reaches (a role rule's union) when a
+   source merges its def into an identical one: the name becomes an alias of that one.
+6. Two defs may not end up with one name, and a table name must exist (or be retired in the table,
    with its reason): both fail codegen loudly.
 
 Names never depend on the order in which the document lists anything.
@@ -47,6 +49,17 @@ def load_names(path: Path = NAMES_PATH) -> tuple[dict[str, str], dict[str, str]]
     """({wire path: public name}, {retired name: reason})."""
     data = json.loads(path.read_text(encoding="utf-8"))
     return dict(data["names"]), dict(data.get("retired", {}))
+
+
+def keep_merged_names(schema: Schema, path: Path = NAMES_PATH) -> Schema:
+    """Rule 5: `{"merged": {name: the name of the def it may have been merged into}}`."""
+    merged: dict[str, str] = json.loads(path.read_text(encoding="utf-8")).get("merged", {})
+    defs = schema["$defs"]
+    for name, primary in merged.items():
+        if name not in defs and primary in defs:
+            defs[name] = {ALIAS_KEY: primary, "description": f"Another name of {primary}."}
+    schema["$defs"] = dict(sorted(defs.items()))
+    return schema
 
 
 def _hoist(schema: Schema, container: Any, key: Any, node: Any, name: str) -> None:
@@ -83,7 +96,11 @@ def apply_names(schema: Schema, names: dict[str, str], retired: dict[str, str]) 
         target = ref_name(unwrap(schema, node))
         if target is not None:
             claims.setdefault(target, []).append((len(path_segments(path)), path, name))
-        elif isinstance(node, dict) and (union_members(node) is not None or {"properties", "enum"} & node.keys()):
+        elif isinstance(node, dict) and (
+            union_members(node) is not None
+            or {"properties", "enum"} & node.keys()
+            or node.get("type") == "object"  # a free-form object (a JSON Schema): `dict[str, Any]`
+        ):
             _hoist(schema, container, key, node, name)
             claims.setdefault(name, []).append((len(path_segments(path)), path, name))
         else:

@@ -12,6 +12,7 @@ any other engine (a dataframe function, a cluster recipe) calls the same two fun
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
@@ -124,22 +125,31 @@ def count_line(
     estimate: bool = False,
     resolver: Resolver | None = None,
     calibration: Calibration | None = None,
+    unknown: str = "reject",
 ) -> LineResult:
     """Count one JSONL line (a body, or a Batch API line for /v1/responses). Never raises: a bad
     line, or even a bug, becomes an error result line keyed like the others.
 
     A result line has the total, never the per-section breakdown, so none is built
     (`breakdown=False`: the same total and `estimated`, without joining every section's text).
-    `resolver` answers for server-side state, as in `count` (a state store: `count --state`)."""
+    `resolver` answers for server-side state, as in `count` (a state store: `count --state`);
+    `unknown="estimate"` sets aside what the schema does not know, listed in the line's `unknown`."""
     key: dict[str, Any] = {"line": number}
     ignored: tuple[str, ...] = ()
     estimated = False
+    counted = functools.partial(
+        count,
+        model=model,
+        resolver=resolver,
+        estimate=estimate,
+        breakdown=False,
+        calibration=calibration,
+        unknown=unknown,
+    )
     try:
         raw = _batch_object(line)
         if raw is None:
-            result = count(
-                line, model=model, resolver=resolver, estimate=estimate, breakdown=False, calibration=calibration
-            )
+            result = counted(line)
         else:
             if isinstance(raw["custom_id"], str):
                 key = {"custom_id": raw["custom_id"]}
@@ -160,9 +170,7 @@ def count_line(
             if ignored or unresolved:
                 drop = CREATE_ONLY_KEYS | UNRESOLVED_CREATE_KEYS
                 body = {k: v for k, v in body.items() if k not in drop}
-            result = count(
-                body, model=model, resolver=resolver, estimate=estimate, breakdown=False, calibration=calibration
-            )
+            result = counted(body)
             estimated = bool(unresolved)
     except (InputTokensError, _LineError) as exc:
         return _encoder.encode({**key, **error_payload(exc)}), 0, False, ignored
@@ -175,6 +183,8 @@ def count_line(
     out: dict[str, Any] = {**key, **result.to_response(), "estimated": result.estimated or estimated}
     if ignored:
         out["ignored_keys"] = list(ignored)
+    if result.unknown:
+        out["unknown"] = list(result.unknown)
     return _encoder.encode(out), result.input_tokens, True, ignored
 
 
@@ -202,6 +212,7 @@ def _count_chunk(
     estimate: bool,
     calibration: Calibration | None = None,
     resolver: Resolver | None = None,
+    unknown: str = "reject",
 ) -> ChunkResult:
     if resolver is None and _worker_state is not None:  # in a worker process: its own resolver
         if isinstance(_worker_state, BaseException):
@@ -212,7 +223,7 @@ def _count_chunk(
     ignored: list[str] = []
     for number, line in chunk:
         result, n, ok, dropped = count_line(
-            line, number, model=model, estimate=estimate, resolver=resolver, calibration=calibration
+            line, number, model=model, estimate=estimate, resolver=resolver, calibration=calibration, unknown=unknown
         )
         out.append(result)
         tokens += n
@@ -282,6 +293,7 @@ def _count_range(
     model: str | None,
     estimate: bool,
     calibration: Calibration | None = None,
+    unknown: str = "reject",
 ) -> ChunkResult:
     f = _open_files.get(path)
     if f is None:
@@ -291,7 +303,7 @@ def _count_range(
     if lines[-1] == b"":
         lines.pop()  # the newline that ends the range's last line
     chunk = [(first + i, line) for i, line in enumerate(lines) if line.strip()]
-    return _count_chunk(chunk, model, estimate, calibration)
+    return _count_chunk(chunk, model, estimate, calibration, None, unknown)
 
 
 def _cores() -> int:
@@ -331,11 +343,12 @@ def _results(
     resolver: Resolver | None,
     open_resolver: Callable[[], Resolver] | None,
     calibration: Calibration | None = None,
+    unknown: str = "reject",
 ) -> Iterator[ChunkResult]:
     jobs = jobs or _cores()
     if jobs == 1:
         for chunk in _chunks(stream):
-            yield _count_chunk(chunk, model, estimate, calibration, resolver)
+            yield _count_chunk(chunk, model, estimate, calibration, resolver, unknown)
         return
     if resolver is not None and open_resolver is None:
         raise ValueError("with jobs other than 1, pass open_resolver: each worker process opens its own")
@@ -355,9 +368,9 @@ def _results(
     tasks: Iterator[tuple[Callable[..., ChunkResult], tuple[Any, ...]]]
     if path is not None and stream.seekable():
         path = os.path.abspath(path)
-        tasks = ((_count_range, (path, *r, model, estimate, calibration)) for r in _ranges(stream))
+        tasks = ((_count_range, (path, *r, model, estimate, calibration, unknown)) for r in _ranges(stream))
     else:
-        tasks = ((_count_chunk, (chunk, model, estimate, calibration)) for chunk in _chunks(stream))
+        tasks = ((_count_chunk, (chunk, model, estimate, calibration, None, unknown)) for chunk in _chunks(stream))
     with context.Pool(jobs, initializer=_init_worker, initargs=(open_resolver,)) as pool:
         window: deque[Any] = deque()
         for fn, task in tasks:
@@ -396,6 +409,7 @@ def run_batch(
     resolver: Resolver | None = None,
     open_resolver: Callable[[], Resolver] | None = None,
     calibration: Calibration | None = None,
+    unknown: str = "reject",
 ) -> Summary:
     """Count every line of `source` and write its result lines (`count_line`'s, each ending in a
     newline) to `out`, in input order; blank lines are skipped but keep their number.
@@ -409,7 +423,7 @@ def run_batch(
     `resolver` answers for server-side state when `jobs` is 1; a worker process calls
     `open_resolver` (picklable, e.g. a `functools.partial` of `counter._state.open_store`) once for
     its own, since a store's connection does not cross processes. An exception it raises is raised here.
-    `calibration` is applied to every line's count (`counter.count`'s argument).
+    `calibration` is applied to every line's count, and `unknown` too (`counter.count`'s arguments).
     """
     if jobs < 0:
         raise ValueError("jobs must be 0 (every core) or more")
@@ -426,7 +440,7 @@ def run_batch(
     started = time.monotonic()
     try:
         for results, n_lines, n_tokens, n_errors, dropped in _results(
-            stream, path, jobs, model, estimate, resolver, open_resolver, calibration
+            stream, path, jobs, model, estimate, resolver, open_resolver, calibration, unknown
         ):
             out.write(results)
             summary.lines += n_lines

@@ -24,6 +24,7 @@ import msgspec
 from counter import __version__
 from counter._batch import SourceError, Summary, error_payload, run_batch
 from counter._count import Count, count
+from counter._decode import UNKNOWN_MODES
 from counter._errors import InputTokensError
 from counter._exchanges import STATE_ENV, StoreOpenError, import_exchanges, open_state
 from counter._fetch import with_urls
@@ -66,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
         help="count what can be counted when a body names server-side state (previous_response_id, "
         "file_id, remote images, a stored prompt) and mark the result estimated, instead of failing",
     )
+    _unknown_option(c)
     _fetch_options(c)
     c.add_argument(
         "--jobs", type=int, default=1, metavar="N", help="worker processes for --jsonl (0 = every core; default 1)"
@@ -99,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds one request may take, reading and counting; past it a 504, and the count stops (default 30)",
     )
     s.add_argument("--estimate", action="store_true", help="estimate server-side state instead of rejecting it")
+    _unknown_option(s)
     s.add_argument("--no-access-log", action="store_true", help="no access line per request")
     _fetch_options(s)
     s.add_argument(
@@ -219,6 +222,17 @@ def _check_model(model: str | None) -> None:
         raise _UsageError(f"unknown --model {model!r}; known models: {', '.join(known_models())}") from None
 
 
+def _unknown_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--unknown",
+        choices=UNKNOWN_MODES,
+        default="reject",
+        help="fields, item and tool kinds and enum values the schema does not know (a newer SDK's): reject them "
+        "with OpenAI's error (default), or estimate: count the rest, mark the count estimated, list them in "
+        '"unknown"',
+    )
+
+
 def _calibration_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--calibration",
@@ -267,6 +281,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_depth=args.max_depth,
         timeout_seconds=args.timeout,
         estimate=args.estimate,
+        unknown=args.unknown,
         access_log=not args.no_access_log,
         **_fetch_config(args),
     )
@@ -310,6 +325,7 @@ def _count_one(args: argparse.Namespace, fetcher: Any = None) -> int:
                 resolver=resolver,
                 estimate=args.estimate,
                 calibration=args.calibration,
+                unknown=args.unknown,
             )
     except InputTokensError as exc:
         sys.stderr.write(_encoder.encode(error_payload(exc)).decode() + "\n")
@@ -331,6 +347,8 @@ def _result_payload(result: Count, breakdown: bool) -> dict[str, Any]:
     """OpenAI's response body plus `estimated` (always there, so scripts can rely on it); with
     `breakdown`, the model counted for and every part with its readable rendering."""
     payload: dict[str, Any] = {**result.to_response(), "estimated": result.estimated}
+    if result.unknown:
+        payload["unknown"] = list(result.unknown)
     if breakdown:
         payload["model"] = result.model
         payload["breakdown"] = [
@@ -391,6 +409,7 @@ def _count_jsonl(args: argparse.Namespace) -> int:
                 resolver=None if in_workers else store,
                 open_resolver=functools.partial(open_state, url) if in_workers and url else None,
                 calibration=args.calibration,
+                unknown=args.unknown,
             )
     except SourceError as exc:
         show = False  # nothing was opened, so no progress line to clear

@@ -17,7 +17,7 @@ import msgspec
 import generated
 from counter import _deadline, _encoding
 from counter._calibration import Calibration
-from counter._decode import decode_request
+from counter._decode import decode_request_unknown
 from counter._encoding import TokenizerError, counter_for, known_counts
 from counter._errors import CountTimeoutError, InputTokensError, InvalidRequestError, Remedy
 from counter._models import ModelInfo, UnknownModelError, base_model, known_models, lookup_model
@@ -71,12 +71,15 @@ class Count(msgspec.Struct, frozen=True):
     `estimated` is true when any part is an estimate (hosted tools, stored call ids, reasoning
     items, unresolved state under `estimate=True`, ...); `sum(p.tokens for p in breakdown)` is
     always `input_tokens` (the breakdown is empty when counted with `breakdown=False`).
+    `unknown` lists the paths the schema does not know that `unknown="estimate"` set aside (then
+    `estimated` is true and the breakdown has an `unknown` part naming them); empty otherwise.
     """
 
     input_tokens: int
     estimated: bool
     model: str
     breakdown: tuple[Part, ...]
+    unknown: tuple[str, ...] = ()
 
     def to_response(self) -> dict[str, Any]:
         """OpenAI's response body: `{"object": "response.input_tokens", "input_tokens": N}`."""
@@ -84,8 +87,14 @@ class Count(msgspec.Struct, frozen=True):
 
     def to_dict(self) -> dict[str, Any]:
         """The whole count as plain data (JSON-ready): `input_tokens`, `estimated`, `model` and the
-        `breakdown` as a list of `{"label", "tokens", "estimated", "text"}`."""
-        return {**msgspec.structs.asdict(self), "breakdown": [msgspec.structs.asdict(p) for p in self.breakdown]}
+        `breakdown` as a list of `{"label", "tokens", "estimated", "text"}`, and `unknown` (a list of
+        paths) when `unknown="estimate"` set some aside."""
+        data = {**msgspec.structs.asdict(self), "breakdown": [msgspec.structs.asdict(p) for p in self.breakdown]}
+        if self.unknown:
+            data["unknown"] = list(self.unknown)
+        else:
+            del data["unknown"]
+        return data
 
 
 def _model_info(name: str) -> ModelInfo:
@@ -131,15 +140,16 @@ def _count(
     timeout: float | None,
     calibration: Calibration | None = None,
     collect: Estimates | None = None,
+    unknown: str = "reject",
 ) -> Count:
     if timeout is None:
-        return _count_body(body, model, resolver, estimate, breakdown, None, calibration, collect)
+        return _count_body(body, model, resolver, estimate, breakdown, None, calibration, collect, unknown)
     if not timeout > 0:  # also refuses NaN
         raise ValueError(f"timeout must be a number of seconds > 0 or None, got {timeout!r}")
     deadline = (_deadline.monotonic() + timeout, timeout)
     token = _deadline.use(deadline)
     try:
-        return _count_body(body, model, resolver, estimate, breakdown, deadline, calibration, collect)
+        return _count_body(body, model, resolver, estimate, breakdown, deadline, calibration, collect, unknown)
     finally:
         _deadline.reset(token)
 
@@ -153,8 +163,9 @@ def _count_body(
     deadline: _deadline.Deadline | None,
     calibration: Calibration | None = None,
     collect: Estimates | None = None,
+    unknown: str = "reject",
 ) -> Count:
-    request = decode_request(body)
+    request, unknown_paths = decode_request_unknown(body, unknown)
     if model is not None:
         name = model
     elif isinstance(request.model, str):
@@ -223,6 +234,12 @@ def _count_body(
         any_estimated = any_estimated or estimated
         if breakdown:
             parts.append(Part(label, n, estimated, render_text(pieces)))
+    if unknown_paths:
+        any_estimated = True
+        if breakdown:
+            why = "not in the schema, set aside by unknown=estimate (an item kind: its JSON text as a message)"
+            parts.append(Part("unknown", 0, True, f"{', '.join(unknown_paths)}: {why}"))
+        return Count(total, any_estimated, name, tuple(parts), unknown_paths)
     return Count(total, any_estimated, name, tuple(parts))
 
 
@@ -276,6 +293,7 @@ def count(
     breakdown: bool = True,
     timeout: float | None = None,
     calibration: Calibration | None = None,
+    unknown: str = "reject",
 ) -> Count:
     """Count the input tokens of a Responses-API request body, as `POST /v1/responses/input_tokens` would.
 
@@ -305,8 +323,14 @@ def count(
     `calibration` (from `counter.load_calibration`) replaces the estimated constants it holds for the
     model, fitted on recorded traffic by `input-tokens calibrate` (docs/audit.md); the parts it changes
     say `calibrated` in their text, and the count stays `estimated`.
+
+    `unknown="estimate"` accepts what the schema does not know (fields, item, tool and part kinds, enum
+    values: what a newer SDK may send before this package knows it), counts what it knows as usual,
+    marks the count `estimated` and lists the paths set aside in `Count.unknown` (an unknown input item
+    counts as its JSON text in a developer message; any other unknown part as 0). The default,
+    `"reject"`, is OpenAI's own strictness: a misspelled parameter gets OpenAI's 400.
     """
-    return _count(body, model, resolver, estimate, breakdown, timeout, calibration)
+    return _count(body, model, resolver, estimate, breakdown, timeout, calibration, unknown=unknown)
 
 
 def count_input_tokens(
@@ -317,9 +341,10 @@ def count_input_tokens(
     estimate: bool = False,
     timeout: float | None = None,
     calibration: Calibration | None = None,
+    unknown: str = "reject",
 ) -> int:
     """`count(...).input_tokens`, without building the breakdown."""
-    return _count(body, model, resolver, estimate, False, timeout, calibration).input_tokens
+    return _count(body, model, resolver, estimate, False, timeout, calibration, unknown=unknown).input_tokens
 
 
 def cache_info() -> dict[str, dict[str, int]]:

@@ -15,6 +15,7 @@ the fallback. Both ways were timed on all 547 bodies; `nox -s bench` times the d
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
@@ -24,7 +25,7 @@ import msgspec
 import generated
 from counter._errors import InvalidRequestError
 
-__all__ = ["decode_request"]
+__all__ = ["UNKNOWN_MODES", "decode_request", "decode_request_unknown"]
 
 Request = generated.InputTokenCountRequest
 
@@ -61,6 +62,117 @@ def decode_request(body: bytes | bytearray | memoryview | str | Mapping[str, Any
         ) from None
     _check_rules(request)
     return request
+
+
+# ------------------------------------------------------------------ unknown="estimate"
+
+#: What to do with a field, an item, tool or part kind, or an enum value the schema does not know:
+#: `reject` it with OpenAI's error (OpenAI's own strictness, the default), or `estimate`: set it aside,
+#: count what is known and say which paths were set aside.
+UNKNOWN_MODES = ("reject", "estimate")
+
+# At most this many unknown parts are set aside in one body; past it, the body gets its first error.
+_MAX_UNKNOWN = 64
+
+
+def decode_request_unknown(
+    body: bytes | bytearray | memoryview | str | Mapping[str, Any] | Request, unknown: str = "reject"
+) -> tuple[Request, tuple[str, ...]]:
+    """`decode_request`, and with `unknown="estimate"` what the schema does not know set aside:
+
+    - an unknown field is dropped;
+    - an unknown enum value is dropped (the field counts as absent), or, where the field is required,
+      replaced by the first value the schema knows;
+    - an input item of an unknown kind becomes a developer message holding its JSON text (so its size
+      is counted, as an estimate); a tool, content part or any other union member of an unknown kind is
+      dropped (counted as 0).
+
+    Returns the request and the paths set aside, in the body's own terms (`input[2]`, `tools[0].async`).
+    Any other error (a wrong type, a missing field, a rule) is OpenAI's 400 as in `reject` mode, and
+    so is the first error of a body with more than 64 unknown parts.
+    """
+    if unknown not in UNKNOWN_MODES:
+        raise ValueError(f"unknown must be one of {', '.join(UNKNOWN_MODES)}, got {unknown!r}")
+    try:
+        return decode_request(body), ()
+    except InvalidRequestError as exc:
+        if unknown == "reject" or exc.code not in ("unknown_parameter", "invalid_value"):
+            raise
+        first = exc
+    if isinstance(body, _TEXT):
+        raw: Any = _any_decoder.decode(body)  # it parsed once already
+    else:
+        raw = copy.deepcopy(body)  # the caller's objects stay as they were
+    _supply_tags(raw)
+    set_aside = _SetAside(raw)
+    for _ in range(_MAX_UNKNOWN):
+        try:
+            request = msgspec.convert(raw, Request)
+        except msgspec.ValidationError as exc:
+            if not set_aside.handle(_translate(exc, raw)):
+                raise first from None
+            continue
+        _check_rules(request)
+        return request, tuple(set_aside.paths)
+    raise first from None
+
+
+class _SetAside:
+    """The unknown parts of one body, set aside one error at a time (see `decode_request_unknown`)."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.paths: list[str] = []
+        self.removed: list[tuple[list[str | int], int]] = []  # (the list's tokens, the index removed)
+        self.dropped_values: dict[str, list[str]] = {}  # param -> the supported values at it
+
+    def _record(self, tokens: list[str | int]) -> None:
+        original = list(tokens)
+        for prefix, index in reversed(self.removed):  # back to the body's own indices
+            n = len(prefix)
+            at = original[n] if original[:n] == prefix and len(original) > n else None
+            if isinstance(at, int) and at >= index:
+                original[n] = at + 1
+        self.paths.append("".join(f"[{t}]" if isinstance(t, int) else f".{t}" for t in original).lstrip("."))
+
+    def handle(self, error: InvalidRequestError) -> bool:
+        tokens = _tokens(error.param or "")
+        if not tokens:
+            return False
+        parent = _value_at(self.raw, tokens[:-1])
+        last = tokens[-1]
+        if error.code == "unknown_parameter" and isinstance(parent, dict) and last in parent:
+            self._record(tokens)
+            del parent[last]
+            return True
+        if error.code == "missing_required_parameter" and error.param in self.dropped_values:
+            # A required field whose unknown value was dropped: the first known value stands in.
+            supported = self.dropped_values.pop(error.param)
+            if isinstance(parent, dict) and supported:
+                parent[last] = supported[0]
+                return True
+            return False
+        if error.code != "invalid_value" or not error.message.startswith("Invalid value: "):
+            return False  # not an unknown kind or value: a constraint, a type, a rule
+        if last == "type" and len(tokens) >= 2 and isinstance(tokens[-2], int):
+            container = _value_at(self.raw, tokens[:-2])
+            index = tokens[-2]
+            if not isinstance(container, list) or not isinstance(index, int) or index >= len(container):
+                return False
+            self._record(tokens[:-1])
+            if tokens[:-2] == ["input"]:
+                text = msgspec.json.encode(container[index]).decode("utf-8")
+                container[index] = {"type": "message", "role": "developer", "content": text}
+            else:
+                del container[index]
+                self.removed.append((tokens[:-2], index))
+            return True
+        if isinstance(parent, dict) and last in parent and isinstance(parent[last], str):
+            self._record(tokens)
+            self.dropped_values[error.param or ""] = _supported_values(self.raw, tokens)
+            del parent[last]
+            return True
+        return False
 
 
 # ------------------------------------------------------------------ paths

@@ -63,6 +63,10 @@ from generated.models import (
     ComputerScreenshot,
     ComputerTool,
     ComputerUsePreviewTool,
+    ConfigurationUpdate,
+    ConfigurationUpdateReasoning,
+    ConfigurationUpdateText,
+    ConfigurationUpdateTextFormat,
     ContainerAuto,
     ContainerFileCitation,
     ContainerMemoryLimit,
@@ -80,9 +84,7 @@ from generated.models import (
     CustomToolCallOutputContentPart,
     CustomToolGrammarFormat,
     CustomToolInputFormat,
-    CustomToolTextFormat,
     DetailEnum,
-    DirectToolCallCaller,
     DirectToolCallCallerParam,
     EmptyModelParam,
     FileCitation,
@@ -109,12 +111,16 @@ from generated.models import (
     ImageDetail,
     ImageGenActionEnum,
     ImageGenerationCall,
+    ImageGenerationCallError,
+    ImageGenerationCallErrorModerationDetails,
+    ImageGenerationCallSvgUsage,
     ImageGenerationInputImageMask,
+    ImageGenerationSvg,
+    ImageGenerationSvgReasoning,
     ImageGenerationTool,
     InlineSkill,
     InlineSkillSource,
     Input,
-    InputContentPart,
     InputFidelity,
     InputFile,
     InputImage,
@@ -155,11 +161,8 @@ from generated.models import (
     Program,
     ProgramOutput,
     ProgramOutputStatus,
-    ProgramToolCallCaller,
     ProgramToolCallCallerParam,
-    ProgrammaticToolCallingTool,
     PromptCacheBreakpoint,
-    PromptCacheBreakpointParam,
     RankerVersionType,
     Reasoning,
     ReasoningConfig,
@@ -188,7 +191,6 @@ from generated.models import (
     TextConfig,
     TextFormat,
     Tool,
-    ToolCallCaller,
     ToolCallCallerParam,
     ToolChoice,
     ToolChoiceAllowed,
@@ -223,7 +225,6 @@ from generated.models import (
     WebSearchActionSearch,
     WebSearchCall,
     WebSearchFilters,
-    WebSearchFilters20250826,
     WebSearchPreviewTool,
     WebSearchPreviewToolWebSearchPreview20250311,
     WebSearchPreviewUserLocation,
@@ -233,9 +234,17 @@ from generated.models import (
     WebSearchUserLocation,
 )
 
+CustomToolTextFormat: TypeAlias = ResponseFormatText  # another name of ResponseFormatText
+DirectToolCallCaller: TypeAlias = DirectToolCallCallerParam  # another name of DirectToolCallCallerParam
+InputContentPart: TypeAlias = CustomToolCallOutputContentPart  # another name of CustomToolCallOutputContentPart
+ProgramToolCallCaller: TypeAlias = ProgramToolCallCallerParam  # another name of ProgramToolCallCallerParam
+ProgrammaticToolCallingTool: TypeAlias = ToolChoiceProgrammaticToolCalling  # another name of ToolChoiceProgrammaticToolCalling
+PromptCacheBreakpointParam: TypeAlias = PromptCacheBreakpoint  # another name of PromptCacheBreakpoint
 ShellCallContainerReference: TypeAlias = ContainerReference  # another name of ContainerReference
 ShellCallLocalEnvironment: TypeAlias = LocalEnvironment  # another name of LocalEnvironment
 ShellCallLocalSkill: TypeAlias = LocalSkill  # another name of LocalSkill
+ToolCallCaller: TypeAlias = ToolCallCallerParam  # another name of ToolCallCallerParam
+WebSearchFilters20250826: TypeAlias = WebSearchFilters  # another name of WebSearchFilters
 
 __all__ = [
     "CLASS_TAGS",
@@ -302,6 +311,10 @@ __all__ = [
     "ComputerScreenshot",
     "ComputerTool",
     "ComputerUsePreviewTool",
+    "ConfigurationUpdate",
+    "ConfigurationUpdateReasoning",
+    "ConfigurationUpdateText",
+    "ConfigurationUpdateTextFormat",
     "ContainerAuto",
     "ContainerFileCitation",
     "ContainerMemoryLimit",
@@ -348,7 +361,12 @@ __all__ = [
     "ImageDetail",
     "ImageGenActionEnum",
     "ImageGenerationCall",
+    "ImageGenerationCallError",
+    "ImageGenerationCallErrorModerationDetails",
+    "ImageGenerationCallSvgUsage",
     "ImageGenerationInputImageMask",
+    "ImageGenerationSvg",
+    "ImageGenerationSvgReasoning",
     "ImageGenerationTool",
     "InlineSkill",
     "InlineSkillSource",

@@ -445,7 +445,8 @@ def test_dispatch_tables_cover_the_generated_unions() -> None:
     tables = generated.TAGGED_UNIONS
     assert set(tables["$.input<array>[]"].values()) == _members(generated.InputItem) == set(_items._ITEM_HANDLERS)
     assert set(_items._ITEM_HANDLERS) == _context._INPUT_ITEMS  # a resolver's typed item needs no decoding
-    assert len(_items._ITEM_HANDLERS) == 30  # 27 + compaction_trigger, program, program_output (2026-08-21)
+    # 27 + compaction_trigger, program, program_output (2026-08-21) + configuration_update (SDK 3.63.0)
+    assert len(_items._ITEM_HANDLERS) == 31
     assert set(tables["$.tools[]"].values()) == _members(generated.Tool) == set(_tools._TOOL_HANDLERS)
     assert set(tables["$.text.format"].values()) == _members(generated.TextFormat) == set(_tools._FORMAT_HANDLERS)
     choices = {str, *tables["$.tool_choice{tagged}"].values()}

@@ -430,6 +430,10 @@ ITEMS: dict[str, tuple[dict[str, Any], type]] = {
         {"type": "additional_tools", "role": "developer", "tools": [FUNCTION_TOOL, {"type": "local_shell"}]},
         generated.AdditionalTools,
     ),
+    "configuration_update": (
+        {"type": "configuration_update", "reasoning": {"effort": "low"}, "text": {"format": {"type": "text"}}},
+        generated.ConfigurationUpdate,
+    ),
 }
 
 

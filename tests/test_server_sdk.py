@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -71,6 +72,16 @@ def test_sdk_counts_equal_the_library(client: Any, dev_requests: list[dict[str, 
     assert len(bodies) >= 18
     for body in bodies:
         assert sdk_count(client, body) == count_input_tokens(body), body
+
+
+SHAPES = json.loads((Path(__file__).parent / "data" / "sdk" / "shapes.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_sdk_3_63_sends_the_new_surface_and_gets_a_count(client: Any, name: str) -> None:
+    """Issue 17: each shape the SDK 3.63.0 types allow and the August document refused is counted."""
+    assert openai.__version__ == "3.63.0"  # the test dependency group pins it
+    assert sdk_count(client, SHAPES[name]) == count_input_tokens(SHAPES[name])
 
 
 def test_sdk_on_the_unversioned_route(base_url: str) -> None:

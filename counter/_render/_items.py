@@ -218,6 +218,10 @@ def _item_image_generation_call(ctx: _Ctx, i: int, item: g.ImageGenerationCall) 
     # The generated image, if readable, costs image tokens like an input image (estimate).
     rule = ctx.info.image
     body: list[Piece] = []
+    if isinstance(item.revised_prompt, str) and item.revised_prompt:
+        # The SDK 3.63 call carries the prompt the tool rewrote; whether the model sees it again is
+        # not known: counted as text before the image [GUESS §10] (estimate).
+        body += [item.revised_prompt, Fixed(0, True, "image_generation_call revised_prompt: seen, a guess (estimate)")]
     if rule is not None and item.result:
         try:
             size = image_size_from_base64(item.result)  # no data-URL copy of a possibly MB-sized image
@@ -337,8 +341,22 @@ def _item_compaction_trigger(ctx: _Ctx, i: int, item: g.CompactionTrigger) -> li
     return [Fixed(0, True, "compaction_trigger: the compacted context is not known offline (estimate)")]
 
 
+def _item_configuration_update(ctx: _Ctx, i: int, item: g.ConfigurationUpdate) -> list[Piece]:
+    # Settings in force from here on (`reasoning.effort`, `text.format`), new in the SDK 3.63 types and in
+    # no recorded count: how the model is told is not public. Counted as a system message of the
+    # settings' JSON, so that a change of settings is never a silent zero [GUESS §10] (estimate).
+    settings = {k: v for k, v in msgspec.structs.asdict(item).items() if k not in ("type", "id") and v is not None}
+    settings = {k: v for k, v in settings.items() if v is not msgspec.UNSET}
+    body: list[Piece] = [_json(settings)] if settings else []
+    return [
+        *ctx.fam.message(ctx.fam.system_role, None, body),
+        Fixed(0, True, "configuration_update: its settings as a system message, a guess (estimate)"),
+    ]
+
+
 _ITEM_HANDLERS: Final[dict[type, Callable[[_Ctx, int, Any], list[Piece]]]] = {
     g.CompactionTrigger: _item_compaction_trigger,
+    g.ConfigurationUpdate: _item_configuration_update,
     g.Program: _item_program,
     g.ProgramOutput: _item_program_output,
     g.Message: _item_message,

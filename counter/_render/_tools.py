@@ -89,6 +89,10 @@ def _tool_extras(tool: g.FunctionTool) -> tuple[Piece, ...]:
         extras += (Fixed(0, True, f"{tool.name}: output_schema, rendering not known (estimate)"),)
     if isinstance(tool.allowed_callers, list) and "programmatic" in tool.allowed_callers:
         extras += (Fixed(0, True, f"{tool.name}: callable by programs, rendering not known (estimate)"),)
+    if tool.async_ is True:
+        # SDK 3.63: the call may run in the background; whether the declaration shows it is not
+        # known, so it is declared as usual [GUESS §10] (estimate).
+        extras += (Fixed(0, True, f"{tool.name}: async, declared as usual (estimate)"),)
     return extras
 
 

@@ -22,7 +22,7 @@ from counter._errors import CountTimeoutError, InputTokensError, Remedy, library
 from counter._exchanges import exchange_objects, open_state
 from counter._fetch import with_urls
 from counter._resolve import Resolver
-from counter._server._config import ESTIMATE_HEADER, MiB, ServerConfig
+from counter._server._config import ESTIMATE_HEADER, UNKNOWN_HEADER, MiB, ServerConfig
 from counter._server._logging import BufferedStreamHandler, _access_record, _loggable, access_log, error_log
 from counter._server._openapi import openapi_document
 
@@ -212,7 +212,10 @@ class _App:
         else:
             result = await self._count(body, expires)
         body = _SUCCESS % result.input_tokens  # == _encoder.encode(result.to_response()), without the dict
-        await _respond(send, scope, 200, body, _ESTIMATED if result.estimated else None)
+        headers = _ESTIMATED if result.estimated else None
+        if result.unknown:  # only with unknown="estimate": the paths the schema does not know
+            headers = [*_ESTIMATED, (UNKNOWN_HEADER.encode(), ", ".join(result.unknown).encode())]
+        await _respond(send, scope, 200, body, headers)
         return 200, result.input_tokens
 
     async def _checked_body(
@@ -428,7 +431,14 @@ class _App:
             resolver: Resolver | None = _LOOP_GUARD
         else:
             resolver = with_urls(self.resolver() if has_store else None, urls)
-        return count(body, resolver=resolver, estimate=self.config.estimate, breakdown=False, timeout=left)
+        return count(
+            body,
+            resolver=resolver,
+            estimate=self.config.estimate,
+            breakdown=False,
+            timeout=left,
+            unknown=self.config.unknown,
+        )
 
     def _from_library(self, exc: InputTokensError) -> _HTTPError:
         message = exc.message if exc.remedy is None else f"{exc.message} {_server_remedy(exc.remedy)}"

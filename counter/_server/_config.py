@@ -8,10 +8,13 @@ from typing import Any
 
 from counter._errors import InputTokensError
 
-__all__ = ["ESTIMATE_HEADER", "MiB", "ServerConfig", "ServerUnavailableError"]
+__all__ = ["ESTIMATE_HEADER", "UNKNOWN_HEADER", "MiB", "ServerConfig", "ServerUnavailableError"]
 
 #: Set to `true` on a 200 whose count is an estimate; the body keeps OpenAI's exact shape.
 ESTIMATE_HEADER = "x-input-tokens-estimated"
+#: With `unknown="estimate"`: on a 200 whose body had parts the schema does not know, their paths,
+#: comma-separated (`tools[0].async, input[2]`); absent otherwise.
+UNKNOWN_HEADER = "x-input-tokens-unknown"
 MiB = 1024 * 1024
 
 
@@ -34,6 +37,9 @@ class ServerConfig:
     inline_bytes: int = 16 * 1024
     #: Count what can be counted when a body names server-side state, flagged by the estimate header.
     estimate: bool = False
+    #: `reject` (OpenAI's 400) or `estimate`: what the schema does not know is set aside, counted as an
+    #: estimate and named by the unknown header (`counter.count(unknown=...)`).
+    unknown: str = "reject"
     #: Write the per-request access line (the `input_tokens.access` logger at INFO).
     access_log: bool = True
     #: Fetch remote image and file URLs (`counter.Fetcher`, docs/fetch.md): counts that need it run
@@ -53,6 +59,8 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if self.max_body_bytes <= 0 or self.max_depth <= 0 or self.timeout_seconds <= 0 or self.inline_bytes < 0:
             raise ValueError("max_body_bytes, max_depth and timeout_seconds must be > 0, inline_bytes >= 0")
+        if self.unknown not in ("reject", "estimate"):
+            raise ValueError(f"unknown must be reject or estimate, got {self.unknown!r}")
         if self.record_key and not self.state:
             raise ValueError("record_key enables recording into a state store: it needs state")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from counter._server._config import ESTIMATE_HEADER
+from counter._server._config import ESTIMATE_HEADER, UNKNOWN_HEADER
 
 __all__ = ["openapi_document"]
 
@@ -60,7 +60,12 @@ def openapi_document(*, recording: bool = False) -> dict[str, Any]:
                     ESTIMATE_HEADER: {
                         "description": "`true` when the count is an estimate (server-side state, hosted tools).",
                         "schema": {"type": "string", "enum": ["true"]},
-                    }
+                    },
+                    UNKNOWN_HEADER: {
+                        "description": "With `--unknown estimate`: the comma-separated paths the schema does not "
+                        "know, set aside (the count is an estimate).",
+                        "schema": {"type": "string"},
+                    },
                 },
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InputTokenCount"}}},
             },
