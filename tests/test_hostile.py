@@ -209,15 +209,17 @@ def test_50mb_string_of_mixed_text(guard: None) -> None:
 
 @pytest.mark.parametrize("char", ["a", "!", "7", "\n", "é"])
 def test_long_run_of_one_character(guard: None, char: str) -> None:
-    # tiktoken is superlinear on one long pre-token; 2 M characters take about a second here (50 M
-    # took ~50 s, README "Reliability"). The count is tiktoken's own.
+    # tiktoken is superlinear on one long pre-token (2 M characters took about a second, 50 M ~50 s);
+    # runs are now shortened by whole periods (`_shorten_runs`), with tiktoken's count.
     text = char * 2_000_000
     assert count_input_tokens({"model": "gpt-4o", "input": text}) == framed(text)
 
 
 def test_long_whitespace_run_is_a_clear_error_not_a_crash(guard: None) -> None:
-    # ~1 M spaces before text overflow tiktoken's regex stack: a PanicException (a BaseException).
-    err = error({"model": "gpt-4o", "input": " " * 1_000_000 + "x"})
+    # ~1 M characters of whitespace before text overflow tiktoken's regex stack: a PanicException (a
+    # BaseException). A run of one character no longer reaches tiktoken whole (`_shorten_runs`).
+    assert isinstance(outcome({"model": "gpt-4o", "input": " " * 1_000_000 + "x"}), int)
+    err = error({"model": "gpt-4o", "input": " \t" * 500_000 + "x"})
     assert err.param == "input"
     assert "tokenized" in err.message
 
