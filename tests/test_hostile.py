@@ -512,8 +512,9 @@ def test_truncated_pdfs(guard: None, cut: float) -> None:
     ],
     ids=["100k-operators-in-5kb", "pages-sharing-one-stream", "8mb-of-content"],
 )
+@pytest.mark.parametrize("extractor", ["pdfium", "pypdf"])
 def test_pdf_extraction_work_is_bounded(
-    guard: None, content: bytes, pages: int, monkeypatch: pytest.MonkeyPatch
+    guard: None, content: bytes, pages: int, extractor: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Bug: a 5 KB PDF held 100k operators (12 s of pypdf), pages could share one huge stream and
     # multiply it; extraction is now bounded by operators visited and decoded content bytes. The
@@ -521,6 +522,7 @@ def test_pdf_extraction_work_is_bounded(
     # exceed the real bounds too.
     monkeypatch.setattr(_files, "MAX_PDF_OPERATORS", _files.MAX_PDF_OPERATORS // 20)
     monkeypatch.setattr(_files, "MAX_PDF_CONTENT_BYTES", _files.MAX_PDF_CONTENT_BYTES // 8)
+    monkeypatch.setattr(_files, "PDF_EXTRACTOR", extractor)
     counter.cache_clear()
     err = error(user(pdf_part(_pdf(content, pages=pages))))
     assert "too large to extract" in err.message
@@ -583,9 +585,12 @@ def test_a_small_docx_counts(guard: None) -> None:
     assert isinstance(outcome(user(part)), int)
 
 
-def test_pdf_with_an_unknown_stream_filter(guard: None) -> None:
+def test_pdf_with_an_unknown_stream_filter(guard: None, monkeypatch: pytest.MonkeyPatch) -> None:
     # Bug (found by the atheris `count` target): pypdf raises NotImplementedError for an unknown
-    # filter name, which escaped from count_input_tokens.
+    # filter name, which escaped from count_input_tokens. PDFium skips the stream it cannot decode.
     data = _pdf(HELLO).replace(b"/FlateDecode", b"/Fl\xe4\xb9\xbceDecode")
     assert b"/Fl\xe4\xb9\xbceDecode" in data
+    assert isinstance(outcome(user(pdf_part(data))), int)
+    monkeypatch.setattr(_files, "PDF_EXTRACTOR", "pypdf")
+    counter.cache_clear()
     assert "unreadable PDF" in error(user(pdf_part(data))).message
