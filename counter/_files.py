@@ -173,7 +173,8 @@ def _pdfium_text(data: bytes) -> str:
 def _pdf_prescan(data: bytes) -> None:
     """Refuse (`FileError`) a PDF whose page content is beyond the bounds, before PDFium parses it.
 
-    Every stream of the file but images is inflated (Flate, up to the byte bound) and its
+    Every stream of the file but images, fonts and the like (`_NOT_CONTENT`) is inflated (Flate, up
+    to the byte bound) and its
     text-showing operators (`Tj`, `TJ`) are counted: a few KB can inflate to megabytes of content or
     hold a hundred thousand operators, which PDFium loads as one page in seconds and hundreds of MB.
     Cheap (zlib and `bytes.count`, in C) next to parsing; a page that reuses a stream is bounded by
@@ -191,7 +192,7 @@ def _pdf_prescan(data: bytes) -> None:
         pos = end
         lo = data.rfind(b"obj", max(0, at - 4096), at)
         head = data[lo if lo >= 0 else max(0, at - 4096) : at]  # the stream's dictionary
-        if b"/Image" in head:
+        if any(kind in head for kind in _NOT_CONTENT):
             continue
         body = data[start:end]
         if b"/FlateDecode" in head or b"/Fl " in head or b"/Fl/" in head or b"/Fl]" in head:
@@ -204,6 +205,22 @@ def _pdf_prescan(data: bytes) -> None:
             raise FileError(f"PDF page content exceeds {MAX_PDF_CONTENT_BYTES} bytes: too large to extract")
         if operators > MAX_PDF_OPERATORS:
             raise FileError(f"PDF has more than {MAX_PDF_OPERATORS} content operators: too large to extract")
+
+
+# Streams that are not page content, told by a key of their dictionary: images, font programs
+# (`/Length1` of FontFile and FontFile2, the subtypes of FontFile3; a CJK font inflates to 10 MB and
+# more), metadata, embedded files, cross-reference and object streams.
+_NOT_CONTENT: Final = (
+    b"/Image",
+    b"/Length1",
+    b"/Type1C",
+    b"/CIDFontType0C",
+    b"/OpenType",
+    b"/Metadata",
+    b"/EmbeddedFile",
+    b"/XRef",
+    b"/ObjStm",
+)
 
 
 class _OverBudget(Exception):

@@ -528,6 +528,23 @@ def test_pdf_extraction_work_is_bounded(
     assert "too large to extract" in err.message
 
 
+def test_a_pdf_with_a_large_font_is_not_too_large(guard: None) -> None:
+    # The bounds are on page content: a 10 MB font program (a CJK font inflates to that) is not
+    # content, and the file counts (PDFium's bounds are checked on the file's streams before it parses).
+    import pypdf
+    from pypdf.generic import DecodedStreamObject, NameObject, NumberObject
+
+    writer = pypdf.PdfReader(io.BytesIO(_pdf(HELLO)))
+    out = pypdf.PdfWriter(clone_from=writer)
+    font = DecodedStreamObject()
+    font.set_data(bytes(10 * 1024 * 1024))
+    font[NameObject("/Length1")] = NumberObject(10 * 1024 * 1024)
+    out._add_object(font.flate_encode())
+    buffer = io.BytesIO()
+    out.write(buffer)
+    assert isinstance(outcome(user(pdf_part(buffer.getvalue()))), int)
+
+
 @pytest.mark.parametrize(
     ("data", "filename"),
     [
