@@ -317,7 +317,7 @@ def count(
     `timeout` (seconds) bounds the count: past it, counting stops within a few milliseconds and
     raises `CountTimeoutError`, rather than running to the end. The deadline is checked between
     items, tools, sections, PDF pages and chunks of long texts; what runs in one piece between two
-    checks (decoding the JSON, one text with nowhere to cut it, such as a long run of one character)
+    checks (decoding the JSON, one text with nowhere to cut it, such as minified data, one PDF page)
     is not interrupted.
 
     `calibration` (from `counter.load_calibration`) replaces the estimated constants it holds for the

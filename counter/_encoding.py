@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import math
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -142,11 +144,15 @@ def _is_tokenizer_panic(exc: BaseException) -> bool:
 
 
 def _encode_len(name: str, text: str) -> int:
-    encode = get_encoding(name).encode_ordinary
+    enc = get_encoding(name)
+    encode = enc.encode_ordinary
     try:
+        extra = 0
+        if len(text) >= RUN_MIN:
+            text, extra = _shorten_runs(enc, text)
         if len(text) <= CHUNK_CHARS:
-            return len(encode(text))
-        return _chunked_len(encode, text, CHUNK_CHARS)
+            return len(encode(text)) + extra
+        return _chunked_len(encode, text, CHUNK_CHARS) + extra
     except CountTimeoutError:
         raise
     except BaseException as exc:
@@ -211,6 +217,97 @@ def split_points(text: str, size: int) -> Iterator[int]:
                 return  # no place left to cut
         else:
             pos += size  # many spaces and line feeds, none before a letter: look one chunk further
+
+
+# Runs of one character at least this long are shortened before tokenizing (`_shorten_runs`): below
+# it tiktoken's superlinear cost on one long pre-token stays under a millisecond.
+RUN_MIN: Final = 4096
+# A run is shortened to this many characters plus less than one period.
+_RUN_KEEP: Final = 1024
+# Characters of text kept on each side of a run when its period is checked.
+_RUN_CONTEXT: Final = 256
+
+
+def _shorten_runs(enc: tiktoken.Encoding, text: str) -> tuple[str, int]:
+    """`text` with every run of one character of `RUN_MIN` or more shortened, and the tokens removed.
+
+    tiktoken runs BPE within one pre-token, superlinearly in its length, and a run of one character
+    is one pre-token (or, for digits, pre-tokens of 3): a million `a` took a second, ~1 M spaces
+    before text overflowed its regex. In the middle of a long run BPE is periodic: ties between equal
+    pairs merge leftmost first, so the run is cut into the same blocks from its start, and only its
+    last few blocks depend on its length. So removing one period of P characters from the middle
+    removes k tokens, k the same for every further period; the run is cut to `_RUN_KEEP` characters
+    plus its length's remainder mod P, and k tokens are added back per period removed.
+
+    P and k are measured on the run itself, with `_RUN_CONTEXT` characters of its text on each side:
+    P from the first token of the run (its length in whole characters), and k = T(L + P) - T(L) must
+    equal T(L + 2P) - T(L + P) at the kept length L, else 2P, 3P, ... are tried; a run whose period is
+    not found this way is left whole (counted by tiktoken as before, only slower).
+    tests/test_primitives_encoding.py checks the result against tiktoken on many characters, lengths
+    and surroundings (Hypothesis).
+    """
+    pieces: list[str] = []
+    extra = 0
+    done = 0  # text[:done] is in pieces
+    n = len(text)
+    step = RUN_MIN // 2  # every run of RUN_MIN characters covers a whole window of `step`
+    window = step
+    while window + step <= n:
+        c = text[window]
+        if text.count(c, window, window + step) != step:
+            window += step
+            continue
+        start = window
+        back = text[max(done, window - step) : window][::-1]
+        for i, ch in enumerate(back):
+            if ch != c:
+                start = window - i
+                break
+        else:
+            start = window - len(back)
+        end = _run_end(text, c, window + step)
+        if end - start >= RUN_MIN:
+            shortened = _shortened_run(enc, text, start, end)
+            if shortened is not None:
+                keep, tokens = shortened
+                pieces.append(text[done:start])
+                pieces.append(c * keep)
+                extra += tokens
+                done = end
+        window = max(end, window + step)
+    if not pieces:
+        return text, 0
+    pieces.append(text[done:])
+    return "".join(pieces), extra
+
+
+def _run_end(text: str, c: str, pos: int) -> int:
+    """The first offset from `pos` on whose character is not `c` (or the text's length)."""
+    match = re.compile(f"[^{re.escape(c)}]").search(text, pos)
+    return len(text) if match is None else match.start()
+
+
+def _shortened_run(enc: tiktoken.Encoding, text: str, start: int, end: int) -> tuple[int, int] | None:
+    """(characters to keep, tokens removed) for the run `text[start:end]`, or None to keep it whole."""
+    encode = enc.encode_ordinary
+    c = text[start]
+    length = end - start
+    before = text[max(0, start - _RUN_CONTEXT) : start]
+    after = text[end : end + _RUN_CONTEXT]
+    first = encode(c * 64)[0]
+    # The first token's length in whole characters (a token may end inside a multi-byte character).
+    token_bytes = len(enc.decode_single_token_bytes(first))
+    char_bytes = len(c.encode("utf-8", "surrogatepass"))
+    base = token_bytes * char_bytes // math.gcd(token_bytes, char_bytes) // char_bytes
+    for multiple in (1, 2, 3, 4, 6, 8, 12):
+        period = base * multiple
+        keep = _RUN_KEEP + (length - _RUN_KEEP) % period
+        if keep + 2 * period > length:
+            return None
+        t0, t1, t2 = (len(encode(before + c * (keep + i * period) + after)) for i in range(3))
+        if t1 - t0 == t2 - t1:
+            return keep, (length - keep) // period * (t1 - t0)
+    return None
 
 
 # Places looked at for one cut before moving a chunk further: keeps finding cuts linear in the text

@@ -3,8 +3,9 @@
 This module owns docs/rendering.md §7. A file's cost is the tokens of its extracted text plus a small
 framing constant that the renderer adds; here we only produce the text:
 
-- PDF: text extraction with pypdf (a maintained pure-Python PDF library, already a project
-  dependency), one line per text line in reading order, lines joined with ``\\n``.
+- PDF: text extraction with PDFium (Chrome's PDF engine, through pypdfium2's binary wheels), one line
+  per text line in reading order, lines joined with ``\\n``; pypdf (pure Python, 2-7x slower, the
+  same counts on every recorded row) with ``INPUT_TOKENS_PDF_EXTRACTOR=pypdf`` (docs/rendering.md §7).
 - Plain-text-like files (``text/*``, JSON, XML, CSV, Markdown, source code): the UTF-8 text.
 - DOCX / XLSX: text pulled from the Office XML parts; OpenAI adds framing we could not pin
   down (docs/rendering.md §7: about 14 / 52 tokens on gpt-5-nano), so these are estimates.
@@ -17,15 +18,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import logging
+import os
 import re
 import struct
+import threading
 import urllib.parse
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 from xml.etree import ElementTree
 
 from counter import _deadline
@@ -103,11 +107,127 @@ def decode_file_data(file_data: str) -> tuple[str, bytes]:
         raise FileError(f"file_data is not valid base64: {exc}") from exc
 
 
+# Which library extracts PDF text: "pdfium" (the default) or "pypdf" (the former default, kept as a
+# reference); read once, at import, from the environment; tests switch it by assignment.
+PDF_EXTRACTOR: str = os.environ.get("INPUT_TOKENS_PDF_EXTRACTOR", "pdfium")
+
+
+def _pdf_text(data: bytes) -> str:
+    if PDF_EXTRACTOR == "pypdf":
+        return _pypdf_text(data)
+    return _pdfium_text(data)
+
+
+# PDFium is not thread-safe (pypdfium2's documentation): one extraction at a time per process. An
+# extraction takes well under a millisecond for a page of text, and its work is bounded below.
+_pdfium_lock: Final = threading.Lock()
+
+
+def _pdfium_text(data: bytes) -> str:
+    # Imported lazily, as pypdf was: most requests carry no PDF.
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    # PDFium parses a page whole, in C, when the page is loaded: the bounds that pypdf checks while
+    # it interprets operators are checked before (`_pdf_prescan`: inflated content bytes and text
+    # operators of the file's streams) and between pages (the page objects loaded so far).
+    _pdf_prescan(data)
+    document: Any = pdfium.PdfDocument  # pypdfium2 is not typed
+    pages: list[str] = []
+    objects = 0
+    with _pdfium_lock:
+        try:
+            doc = document(data)
+        except pdfium.PdfiumError as exc:
+            raise FileError(f"unreadable PDF: {exc}") from None
+        try:
+            n = len(doc)
+            if n > MAX_PDF_PAGES:
+                raise FileError(f"PDF has {n} pages (limit {MAX_PDF_PAGES})")
+            for i in range(n):
+                _deadline.check()
+                page = doc[i]
+                try:
+                    objects += pdfium_c.FPDFPage_CountObjects(page.raw)
+                    if objects > MAX_PDF_OPERATORS:
+                        raise _OverBudget
+                    textpage = page.get_textpage()
+                    try:
+                        pages.append(textpage.get_text_bounded())
+                    finally:
+                        textpage.close()
+                finally:
+                    page.close()
+        except _OverBudget:
+            raise FileError(f"PDF has more than {MAX_PDF_OPERATORS} content operators: too large to extract") from None
+        except (FileError, CountTimeoutError):
+            raise
+        except pdfium.PdfiumError as exc:
+            raise FileError(f"unreadable PDF: {exc}") from None
+        finally:
+            doc.close()
+    # PDFium ends lines with CRLF; pypdf, and OpenAI's counts (docs/rendering.md §7), with LF.
+    return "\n".join(pages).replace("\r\n", "\n")
+
+
+def _pdf_prescan(data: bytes) -> None:
+    """Refuse (`FileError`) a PDF whose page content is beyond the bounds, before PDFium parses it.
+
+    Every stream of the file but images, fonts and the like (`_NOT_CONTENT`) is inflated (Flate, up
+    to the byte bound) and its
+    text-showing operators (`Tj`, `TJ`) are counted: a few KB can inflate to megabytes of content or
+    hold a hundred thousand operators, which PDFium loads as one page in seconds and hundreds of MB.
+    Cheap (zlib and `bytes.count`, in C) next to parsing; a page that reuses a stream is bounded by
+    the page objects counted between pages instead.
+    """
+    content = operators = 0
+    pos = 0
+    while (at := data.find(b"stream", pos)) >= 0:
+        pos = at + 6
+        if data[at - 3 : at] == b"end":
+            continue
+        start = pos + (2 if data[pos : pos + 2] == b"\r\n" else 1 if data[pos : pos + 1] in (b"\n", b"\r") else 0)
+        end = data.find(b"endstream", start)
+        end = len(data) if end < 0 else end
+        pos = end
+        lo = data.rfind(b"obj", max(0, at - 4096), at)
+        head = data[lo if lo >= 0 else max(0, at - 4096) : at]  # the stream's dictionary
+        if any(kind in head for kind in _NOT_CONTENT):
+            continue
+        body = data[start:end]
+        if b"/FlateDecode" in head or b"/Fl " in head or b"/Fl/" in head or b"/Fl]" in head:
+            # A damaged stream is counted by its raw bytes: PDFium finds it damaged too, or skips it.
+            with contextlib.suppress(zlib.error):
+                body = zlib.decompressobj().decompress(body, MAX_PDF_CONTENT_BYTES - content + 1)
+        content += len(body)
+        operators += body.count(b"Tj") + body.count(b"TJ")
+        if content > MAX_PDF_CONTENT_BYTES:
+            raise FileError(f"PDF page content exceeds {MAX_PDF_CONTENT_BYTES} bytes: too large to extract")
+        if operators > MAX_PDF_OPERATORS:
+            raise FileError(f"PDF has more than {MAX_PDF_OPERATORS} content operators: too large to extract")
+
+
+# Streams that are not page content, told by a key of their dictionary: images, font programs
+# (`/Length1` of FontFile and FontFile2, the subtypes of FontFile3; a CJK font inflates to 10 MB and
+# more), metadata, embedded files, cross-reference and object streams.
+_NOT_CONTENT: Final = (
+    b"/Image",
+    b"/Length1",
+    b"/Type1C",
+    b"/CIDFontType0C",
+    b"/OpenType",
+    b"/Metadata",
+    b"/EmbeddedFile",
+    b"/XRef",
+    b"/ObjStm",
+)
+
+
 class _OverBudget(Exception):
     """Raised from pypdf's operator visitor to stop an extraction that went over the bound."""
 
 
-def _pdf_text(data: bytes) -> str:
+def _pypdf_text(data: bytes) -> str:
     # Imported lazily: pypdf is slow to import and most requests carry no PDF.
     import pypdf
     from pypdf.errors import PyPdfError
@@ -231,7 +351,7 @@ def file_text(file_data: str, filename: str | None = None) -> FileText:
     if filename and "." in filename:
         ext = "." + filename.rsplit(".", 1)[1].lower()
     if data.startswith(b"%PDF") or mime == "application/pdf":
-        return FileText(_pdf_text(data), "pdf", False, "pdf text via pypdf [FIT, docs/rendering.md §7]")
+        return FileText(_pdf_text(data), "pdf", False, f"pdf text via {PDF_EXTRACTOR} [FIT, docs/rendering.md §7]")
     if data.startswith(b"PK"):
         try:
             z = zipfile.ZipFile(io.BytesIO(data))

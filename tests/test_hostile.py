@@ -209,15 +209,17 @@ def test_50mb_string_of_mixed_text(guard: None) -> None:
 
 @pytest.mark.parametrize("char", ["a", "!", "7", "\n", "é"])
 def test_long_run_of_one_character(guard: None, char: str) -> None:
-    # tiktoken is superlinear on one long pre-token; 2 M characters take about a second here (50 M
-    # took ~50 s, README "Reliability"). The count is tiktoken's own.
+    # tiktoken is superlinear on one long pre-token (2 M characters took about a second, 50 M ~50 s);
+    # runs are now shortened by whole periods (`_shorten_runs`), with tiktoken's count.
     text = char * 2_000_000
     assert count_input_tokens({"model": "gpt-4o", "input": text}) == framed(text)
 
 
 def test_long_whitespace_run_is_a_clear_error_not_a_crash(guard: None) -> None:
-    # ~1 M spaces before text overflow tiktoken's regex stack: a PanicException (a BaseException).
-    err = error({"model": "gpt-4o", "input": " " * 1_000_000 + "x"})
+    # ~1 M characters of whitespace before text overflow tiktoken's regex stack: a PanicException (a
+    # BaseException). A run of one character no longer reaches tiktoken whole (`_shorten_runs`).
+    assert isinstance(outcome({"model": "gpt-4o", "input": " " * 1_000_000 + "x"}), int)
+    err = error({"model": "gpt-4o", "input": " \t" * 500_000 + "x"})
     assert err.param == "input"
     assert "tokenized" in err.message
 
@@ -510,8 +512,9 @@ def test_truncated_pdfs(guard: None, cut: float) -> None:
     ],
     ids=["100k-operators-in-5kb", "pages-sharing-one-stream", "8mb-of-content"],
 )
+@pytest.mark.parametrize("extractor", ["pdfium", "pypdf"])
 def test_pdf_extraction_work_is_bounded(
-    guard: None, content: bytes, pages: int, monkeypatch: pytest.MonkeyPatch
+    guard: None, content: bytes, pages: int, extractor: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Bug: a 5 KB PDF held 100k operators (12 s of pypdf), pages could share one huge stream and
     # multiply it; extraction is now bounded by operators visited and decoded content bytes. The
@@ -519,9 +522,27 @@ def test_pdf_extraction_work_is_bounded(
     # exceed the real bounds too.
     monkeypatch.setattr(_files, "MAX_PDF_OPERATORS", _files.MAX_PDF_OPERATORS // 20)
     monkeypatch.setattr(_files, "MAX_PDF_CONTENT_BYTES", _files.MAX_PDF_CONTENT_BYTES // 8)
+    monkeypatch.setattr(_files, "PDF_EXTRACTOR", extractor)
     counter.cache_clear()
     err = error(user(pdf_part(_pdf(content, pages=pages))))
     assert "too large to extract" in err.message
+
+
+def test_a_pdf_with_a_large_font_is_not_too_large(guard: None) -> None:
+    # The bounds are on page content: a 10 MB font program (a CJK font inflates to that) is not
+    # content, and the file counts (PDFium's bounds are checked on the file's streams before it parses).
+    import pypdf
+    from pypdf.generic import DecodedStreamObject, NameObject, NumberObject
+
+    writer = pypdf.PdfReader(io.BytesIO(_pdf(HELLO)))
+    out = pypdf.PdfWriter(clone_from=writer)
+    font = DecodedStreamObject()
+    font.set_data(bytes(10 * 1024 * 1024))
+    font[NameObject("/Length1")] = NumberObject(10 * 1024 * 1024)
+    out._add_object(font.flate_encode())
+    buffer = io.BytesIO()
+    out.write(buffer)
+    assert isinstance(outcome(user(pdf_part(buffer.getvalue()))), int)
 
 
 @pytest.mark.parametrize(
@@ -581,9 +602,12 @@ def test_a_small_docx_counts(guard: None) -> None:
     assert isinstance(outcome(user(part)), int)
 
 
-def test_pdf_with_an_unknown_stream_filter(guard: None) -> None:
+def test_pdf_with_an_unknown_stream_filter(guard: None, monkeypatch: pytest.MonkeyPatch) -> None:
     # Bug (found by the atheris `count` target): pypdf raises NotImplementedError for an unknown
-    # filter name, which escaped from count_input_tokens.
+    # filter name, which escaped from count_input_tokens. PDFium skips the stream it cannot decode.
     data = _pdf(HELLO).replace(b"/FlateDecode", b"/Fl\xe4\xb9\xbceDecode")
     assert b"/Fl\xe4\xb9\xbceDecode" in data
+    assert isinstance(outcome(user(pdf_part(data))), int)
+    monkeypatch.setattr(_files, "PDF_EXTRACTOR", "pypdf")
+    counter.cache_clear()
     assert "unreadable PDF" in error(user(pdf_part(data))).message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -10,6 +11,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from counter import _encoding
 from counter._encoding import (
@@ -229,11 +232,12 @@ def test_cache_clear(small_cache: None) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(ENCODINGS))
-@pytest.mark.parametrize("ws", [" ", "\t"])
+@pytest.mark.parametrize("ws", [" \t", "\t "])
 def test_tokenizer_panic_becomes_tokenizer_error(name: str, ws: str, small_cache: None) -> None:
-    # docs/tokenizers.md: ~1,000,000 spaces or tabs followed by text overflow tiktoken's regex stack;
-    # the PanicException is a BaseException. The panic comes fast: the test allows 5 s.
-    text = ws * 1_000_000 + "hello"
+    # docs/tokenizers.md: ~1,000,000 characters of whitespace followed by text overflow tiktoken's
+    # regex stack; the PanicException is a BaseException. The panic comes fast: the test allows 5 s.
+    # (A run of one whitespace character is shortened first, `_shorten_runs`, and counts: below.)
+    text = ws * 500_000 + "hello"
     start = time.monotonic()
     with pytest.raises(TokenizerError, match="panicked") as info:
         count_text(name, text)
@@ -246,3 +250,69 @@ def test_tokenizer_panic_becomes_tokenizer_error(name: str, ws: str, small_cache
 
 def test_long_whitespace_below_the_panic_threshold_counts() -> None:
     assert count_text("o200k_base", " " * 10_000 + "hello") > 0
+
+
+# --- long runs of one character (`_shorten_runs`) ---------------------------------------------
+
+RUN_CHARS = ["a", "A", "z", "!", "7", "0", "\n", " ", "\t", "\r", "é", "ß", "中", "😀", "-", "=", ".", "'", "_", "/"]
+RUN_CHARS += ["\\", '"', "\u0301", "\u200b", "\x00", "²", "ﬁ", "Ä", "\ufffd", "\U0001f3fb", "ー", "\u0627"]
+SIDES = ["", "hello ", "Hello world", " ", "\n", "it'", "123", "!!", "aaab", "x\n", "\t", "'s", "s", " tail", "\n\n"]
+
+
+def _tiktoken(name: str, text: str) -> int:
+    return len(get_encoding(name).encode_ordinary(text))
+
+
+@pytest.mark.parametrize("name", sorted(ENCODINGS))
+@pytest.mark.parametrize("char", RUN_CHARS)
+def test_long_runs_count_as_tiktoken_counts_them(name: str, char: str) -> None:
+    # A run is shortened by whole periods and the removed tokens added back: the same count as
+    # tiktoken's on the whole text, at lengths on both sides of the threshold, with every remainder
+    # mod the small periods, alone and between other text.
+    rng = random.Random(char)
+    lengths = [_encoding.RUN_MIN - 1, _encoding.RUN_MIN, _encoding.RUN_MIN + 1, 5000, 8191, 8192, 8193, 20_011]
+    lengths += [rng.randrange(_encoding.RUN_MIN, 30_000) for _ in range(4)]
+    for length in lengths:
+        for before, after in [("", ""), (rng.choice(SIDES), rng.choice(SIDES)), (rng.choice(SIDES), "")]:
+            text = before + char * length + after
+            assert _encoding._encode_len(name, text) == _tiktoken(name, text), (length, before, after)
+
+
+@pytest.mark.parametrize("name", sorted(ENCODINGS))
+@pytest.mark.parametrize("char", ["a", " ", "!", "\n", "7", "é", "😀"])
+def test_a_very_long_run_counts_as_tiktoken_counts_it(name: str, char: str) -> None:
+    # 300k characters: tiktoken needs ~0.1-0.3 s for it, the counter a few ms.
+    text = "Intro: " + char * 300_007 + " and the end."
+    assert _encoding._encode_len(name, text) == _tiktoken(name, text)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(sorted(ENCODINGS)),
+    runs=st.lists(
+        st.tuples(
+            st.text(max_size=12),
+            st.one_of(st.sampled_from(RUN_CHARS), st.characters(codec="utf-8")),
+            st.integers(min_value=_encoding.RUN_MIN - 10, max_value=14_000),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    tail=st.text(max_size=12),
+)
+def test_runs_between_any_text_count_as_tiktoken_counts_them(
+    name: str, runs: list[tuple[str, str, int]], tail: str
+) -> None:
+    text = "".join(before + char * length for before, char, length in runs) + tail
+    assert _encoding._encode_len(name, text) == _tiktoken(name, text)
+
+
+def test_a_run_is_linear_and_no_longer_panics() -> None:
+    # tiktoken overflowed on ~1 M spaces before text, and took ~1 s per MB of one letter; the run is
+    # now counted by periods. Below the panic, the same count as tiktoken (test above); here, a
+    # count at all, in time proportional to the length (no timing asserted: `nox -s bench`).
+    small = " " * 200_000 + "hello"
+    big = " " * 2_000_000 + "hello"
+    assert count_text("o200k_base", small) == _tiktoken("o200k_base", small)
+    assert count_text("o200k_base", big) > 0
+    assert count_text("o200k_base", "a" * 5_000_000) == count_text("o200k_base", "a" * 4_000_000) + 125_000

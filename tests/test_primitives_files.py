@@ -99,7 +99,7 @@ def test_pdf_text_lines_and_pages() -> None:
     )
     got = file_text(b64(data, "application/pdf"), "doc.pdf")
     assert got == FileText("Hello PDF world\nSecond line\nPage two (nested) ok", "pdf", False, got.why)
-    assert "pypdf" in got.why
+    assert "pdfium" in got.why
 
 
 def test_pdf_detected_by_magic_and_by_mime() -> None:
@@ -156,20 +156,24 @@ def _flate_bomb(megabytes: int) -> bytes:
     return out + z.flush()
 
 
-def test_pdf_decompression_bomb_is_refused() -> None:
-    # 80 MB of spaces compress to a few hundred KB; pypdf (>= 6.0) stops inflating at 75 MB and
-    # raises LimitReachedError, a PyPdfError, which becomes FileError.
+def test_pdf_decompression_bomb_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 80 MB of spaces compress to a few hundred KB. The PDFium path stops inflating at the content
+    # bound before PDFium sees the file (`_pdf_prescan`); pypdf (>= 6.0) stops at 75 MB and raises
+    # LimitReachedError, a PyPdfError, which becomes FileError.
     data = pdf(_flate_bomb(80), precompressed=True)
+    with pytest.raises(FileError, match="too large to extract"):
+        file_text(b64(data, "application/pdf"))
+    monkeypatch.setattr(_files, "PDF_EXTRACTOR", "pypdf")
     with pytest.raises(FileError, match="unreadable PDF"):
         file_text(b64(data, "application/pdf"))
 
 
 def test_pdf_page_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_files, "MAX_PDF_PAGES", 2)
-    three = pdf(b"BT (a) Tj ET", b"BT (b) Tj ET", b"BT (c) Tj ET")
+    a, b, c = (b"BT /F1 12 Tf 72 720 Td (%c) Tj ET" % x for x in b"abc")
     with pytest.raises(FileError, match=r"3 pages \(limit 2\)"):
-        file_text(b64(three))
-    assert file_text(b64(pdf(b"BT (a) Tj ET", b"BT (b) Tj ET"))).text == "a\nb"
+        file_text(b64(pdf(a, b, c)))
+    assert file_text(b64(pdf(a, b))).text == "a\nb"
 
 
 # --- DOCX / XLSX ------------------------------------------------------------------------------
