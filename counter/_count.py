@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -22,7 +22,7 @@ from counter._encoding import TokenizerError, counter_for, known_counts
 from counter._errors import CountTimeoutError, InputTokensError, InvalidRequestError, Remedy
 from counter._models import ModelInfo, UnknownModelError, base_model, known_models, lookup_model
 from counter._pieces import Fixed, Piece, Special, render_text
-from counter._render import memo_clear, memo_configure, memo_info, render
+from counter._render import Section, memo_clear, memo_configure, memo_info, render
 from counter._resolve import Resolver
 
 __all__ = [
@@ -155,6 +155,24 @@ def _count_body(
     collect: Estimates | None = None,
 ) -> Count:
     request = decode_request(body)
+    return _count_request(body, request, model, resolver, estimate, breakdown, deadline, calibration, collect)
+
+
+def _count_request(
+    body: Any,
+    request: generated.InputTokenCountRequest,
+    model: str | None,
+    resolver: Resolver | None,
+    estimate: bool,
+    breakdown: bool,
+    deadline: _deadline.Deadline | None,
+    calibration: Calibration | None = None,
+    collect: Estimates | None = None,
+    api: str = "responses",
+    extra: Callable[[list[Section], ModelInfo], list[Section]] | None = None,
+) -> Count:
+    """Render a decoded request for `api` ("responses" or "chat", counter._chat) and count it;
+    `extra` edits the sections first (the chat framing that has no Responses field)."""
     if model is not None:
         name = model
     elif isinstance(request.model, str):
@@ -167,7 +185,9 @@ def _count_body(
     tokens = counter_for(encoding)
     known_count = known_counts(encoding)
     try:
-        sections = render(request, info, resolver=resolver, estimate=estimate)
+        sections = render(request, info, resolver=resolver, estimate=estimate, api=api)
+        if extra is not None:
+            sections = extra(sections, info)
     except InputTokensError:
         raise
     except RecursionError:
