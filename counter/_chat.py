@@ -34,18 +34,17 @@ from counter._render import Section
 from counter._render._families import _CHAT_FAMILIES
 from counter._resolve import Resolver
 
-__all__ = ["ChatBody", "count_chat", "count_chat_input_tokens", "translate_chat"]
+__all__ = ["PROMPT_KEYS", "ChatBody", "count_chat", "count_chat_input_tokens", "translate_chat"]
 
 ChatBody = bytes | bytearray | memoryview | str | Mapping[str, Any]
 
-_ROLES: Final = ("system", "assistant", "user", "function", "tool", "developer")
 _TEXT_TYPES: Final = (bytes, bytearray, memoryview, str)
 _any_decoder: Final = msgspec.json.Decoder()
 
-# Keys of a chat body that change nothing in the prompt (they steer generation, delivery or billing),
-# as at OpenAI: dropped before translation. Any other key the translation does not read is dropped
-# too (OpenAI's chat endpoint is the judge of unknown keys; when unsure, accept).
-_PROMPT_KEYS: Final = frozenset(
+# The keys of a chat body that shape the prompt: the translation reads these. Every other key
+# (temperature, max_tokens, stream, n, stop, seed, metadata, store, ...) steers generation, delivery or
+# billing and changes nothing, as at OpenAI; the batch engine reports them as `ignored_keys`.
+PROMPT_KEYS: Final = frozenset(
     {
         "model",
         "messages",
@@ -242,11 +241,12 @@ def _tool_choice(choice: Any, param: str) -> Any:
         return {"type": "custom", "name": choice["custom"].get("name")}
     if kind == "allowed_tools" and isinstance(choice.get("allowed_tools"), Mapping):
         allowed = choice["allowed_tools"]
-        tools = [
-            {"type": t.get("type", "function"), "name": (t.get("function") or t.get("custom") or {}).get("name")}
-            for t in allowed.get("tools") or []
-            if isinstance(t, Mapping)
-        ]
+        tools = []
+        for t in allowed.get("tools") or []:
+            inner = t.get("function") or t.get("custom") if isinstance(t, Mapping) else None
+            if not isinstance(inner, Mapping):
+                raise _invalid_type(f"{param}.allowed_tools.tools", "an array of named tools", t)
+            tools.append({"type": t.get("type", "function"), "name": inner.get("name")})
         return {"type": "allowed_tools", "mode": allowed.get("mode", "auto"), "tools": tools}
     if "name" in choice and kind is None:  # the legacy function_call {"name": ...}
         return {"type": "function", "name": choice["name"]}

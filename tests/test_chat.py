@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import struct
 from typing import Any
 
@@ -112,3 +113,53 @@ def test_a_name_costs_its_tokens_and_one() -> None:
     named = {"model": "gpt-4", "messages": [{"role": "user", "name": "example_user", "content": "hi"}]}
     plain = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}
     assert counter.count_chat_input_tokens(named) == counter.count_chat_input_tokens(plain) + 3
+
+
+# ------------------------------------------------------------------ the faces
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions/input_tokens", "/chat/completions/input_tokens"])
+def test_server_chat_route(path: str) -> None:
+    from tests.test_server import call
+
+    response = call("POST", path, body={**BASE, "temperature": 0})
+    assert response.status_code == 200
+    assert response.json() == {"object": "response.input_tokens", "input_tokens": 13}
+    error = call("POST", path, body={"model": "gpt-4o", "messages": []})
+    assert error.status_code == 400
+    assert error.json()["error"]["param"] == "messages"
+
+
+def test_cli_api_chat(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from counter._cli import main
+
+    body = tmp_path / "chat.json"
+    body.write_text(json.dumps(BASE))
+    assert main(["count", "--api", "chat", str(body)]) == 0
+    assert json.loads(capsys.readouterr().out)["input_tokens"] == 13
+    assert main(["count", str(body)]) == 1  # a chat body is not a Responses body
+
+
+def test_batch_chat_lines() -> None:
+    from counter._batch import count_line
+
+    line = {"custom_id": "c", "method": "POST", "url": "/v1/chat/completions", "body": {**BASE, "max_tokens": 9}}
+    result, tokens, ok, ignored = count_line(json.dumps(line).encode(), 1)
+    assert (tokens, ok, ignored) == (13, True, ("max_tokens",))
+    assert json.loads(result)["custom_id"] == "c"
+    _, tokens, ok, _ = count_line(json.dumps(BASE).encode(), 2, api="chat")
+    assert (tokens, ok) == (13, True)
+
+
+def test_audit_reads_chat_batch_pairs(tmp_path: Any) -> None:
+    from collections import Counter
+
+    from counter._audit import count_pair, read_work
+
+    line = {"custom_id": "c", "method": "POST", "url": "/v1/chat/completions", "body": BASE}
+    output = {"custom_id": "c", "response": {"status_code": 200, "body": {"usage": {"prompt_tokens": 13}}}}
+    (tmp_path / "in.jsonl").write_text(json.dumps(line) + "\n")
+    (tmp_path / "out.jsonl").write_text(json.dumps(output) + "\n")
+    work, _ = read_work([str(tmp_path / "in.jsonl"), str(tmp_path / "out.jsonl")], Counter())
+    outcomes = [count_pair(w) for w in work]
+    assert [(o.status, o.got, o.expected, o.features[0]) for o in outcomes] == [("counted", 13, 13, "chat")]

@@ -7,7 +7,30 @@ from typing import Any
 
 from counter._server._config import ESTIMATE_HEADER
 
-__all__ = ["openapi_document"]
+__all__ = ["CHAT_REQUEST_SCHEMA", "openapi_document"]
+
+# The outline of a Chat Completions body that the route documents; the counter validates the rest as
+# OpenAI does (counter/_chat.py). Open: generating it from OpenAI's `CreateChatCompletionRequest`.
+CHAT_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["model", "messages"],
+    "properties": {
+        "model": {"type": "string"},
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["role"],
+                "properties": {
+                    "role": {"enum": ["system", "developer", "user", "assistant", "tool", "function"]},
+                    "content": {"type": ["string", "array", "null"]},
+                    "name": {"type": "string"},
+                },
+            },
+        },
+    },
+}
 
 
 def openapi_document(*, recording: bool = False) -> dict[str, Any]:
@@ -83,9 +106,23 @@ def openapi_document(*, recording: bool = False) -> dict[str, Any]:
         "operationId": "openapi",
         "responses": {"200": {"description": "This document", "content": {"application/json": {"schema": {}}}}},
     }
+    # Chat Completions bodies (counter.count_chat, docs/rendering.md §11): this server's own route, which
+    # OpenAI does not have; the same answer as the Responses route, the count being `usage.prompt_tokens`.
+    components["ChatCompletionRequest"] = CHAT_REQUEST_SCHEMA
+    chat = {
+        **operation,
+        "summary": "Count the prompt tokens of a Chat Completions request (not an OpenAI route)",
+        "operationId": "countChatInputTokens",
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}}},
+        },
+    }
     paths: dict[str, Any] = {
         "/v1/responses/input_tokens": {"post": operation},
         "/responses/input_tokens": {"post": {**operation, "operationId": "countInputTokensShort"}},
+        "/v1/chat/completions/input_tokens": {"post": chat},
+        "/chat/completions/input_tokens": {"post": {**chat, "operationId": "countChatInputTokensShort"}},
         "/healthz": {"get": health},
         "/openapi.json": {"get": openapi},
     }
@@ -98,7 +135,9 @@ def openapi_document(*, recording: bool = False) -> dict[str, Any]:
         "info": {
             "title": "input-tokens",
             "version": "1",
-            "description": "POST /v1/responses/input_tokens, counted offline as OpenAI counts it.",
+            "description": "POST /v1/responses/input_tokens, counted offline as OpenAI counts it; and "
+            "POST /v1/chat/completions/input_tokens (this server's own route: OpenAI has none) for Chat "
+            "Completions bodies, whose count is their usage.prompt_tokens.",
         },
         "paths": paths,
         "components": {"schemas": components, "securitySchemes": schemes},
