@@ -293,10 +293,10 @@ def _message(out: _Translation, i: int, message: Any) -> None:
             out.instructions_param = f"{param} {role}"
             out.instructions_name = out.names.pop(len(items), None)
             return
-        items.append({"role": role, "content": text_or_parts})
+        items.append({"type": "message", "role": role, "content": text_or_parts})
         params.append(param)
     elif role == "user":
-        items.append({"role": "user", "content": _parts(out, message.get("content"), param, False)})
+        items.append({"type": "message", "role": "user", "content": _parts(out, message.get("content"), param, False)})
         params.append(param)
     elif role == "assistant":
         content = _parts(out, message.get("content"), param, True)
@@ -308,7 +308,7 @@ def _message(out: _Translation, i: int, message: Any) -> None:
         calls = message.get("tool_calls") or []
         legacy = message.get("function_call")
         if content or not (calls or legacy):
-            items.append({"role": "assistant", "content": content})
+            items.append({"type": "message", "role": "assistant", "content": content})
             params.append(param)
         if not isinstance(calls, list):
             raise _invalid_type(f"{param}.tool_calls", "an array", calls)
