@@ -26,13 +26,14 @@ import msgspec
 from counter import _deadline
 from counter._calibration import Calibration
 from counter._count import Count, Estimates, _count_request
-from counter._decode import _malformed, decode_request
+from counter._decode import _malformed, _translate, decode_request
 from counter._errors import InvalidRequestError
 from counter._models import ModelInfo
 from counter._pieces import Fixed, Piece
 from counter._render import Section
 from counter._render._families import _CHAT_FAMILIES
 from counter._resolve import Resolver
+from generated.chat import CHAT_REQUEST_SCHEMA, ChatCompletionRequest
 
 __all__ = ["PROMPT_KEYS", "ChatBody", "count_chat", "count_chat_input_tokens", "translate_chat"]
 
@@ -370,6 +371,28 @@ def _parse(body: ChatBody) -> Mapping[str, Any]:
     return raw
 
 
+_FIELDS: Final = frozenset(ChatCompletionRequest.__struct_fields__)
+
+
+def _validate(raw: Mapping[str, Any]) -> None:
+    """The whole body against the generated chat request type (codegen/chat.py): OpenAI's 400 otherwise.
+
+    Nested objects stay open (OpenAI accepted unknown keys in recorded messages and functions,
+    codegen/chat.py); an unknown top-level key is OpenAI's chat error, which has no param or code."""
+    unknown = sorted(k for k in raw if k not in _FIELDS)
+    if unknown:
+        raise InvalidRequestError(f"Unrecognized request argument supplied: {unknown[0]}")
+    try:
+        msgspec.convert(raw, ChatCompletionRequest)
+    except msgspec.ValidationError as exc:
+        raise _translate(exc, raw, schema=CHAT_REQUEST_SCHEMA) from None
+    except RecursionError:
+        raise InvalidRequestError(
+            "The JSON body of your request is nested too deeply (more than about 1000 levels).",
+            code="nesting_too_deep",
+        ) from None
+
+
 def translate_chat(body: ChatBody) -> _Translation:
     """The Responses body a chat body is counted as, with what that body cannot say (see the module)."""
     raw = _parse(body)
@@ -390,6 +413,7 @@ def translate_chat(body: ChatBody) -> _Translation:
     out.body["input"] = []
     for i, message in enumerate(messages):
         _message(out, i, message)
+    _validate(raw)  # what the translation does not read is checked too, by the generated types
     tools = raw.get("tools")
     functions = raw.get("functions")
     if tools is not None:

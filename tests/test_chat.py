@@ -163,3 +163,33 @@ def test_audit_reads_chat_batch_pairs(tmp_path: Any) -> None:
     work, _ = read_work([str(tmp_path / "in.jsonl"), str(tmp_path / "out.jsonl")], Counter())
     outcomes = [count_pair(w) for w in work]
     assert [(o.status, o.got, o.expected, o.features[0]) for o in outcomes] == [("counted", 13, 13, "chat")]
+
+
+# ------------------------------------------------------------------ the generated chat request type
+
+
+def test_the_body_is_validated_by_the_generated_chat_type() -> None:
+    import generated.chat
+
+    assert generated.chat.ChatCompletionRequest.__name__ == "ChatCompletionRequest"
+    with pytest.raises(counter.InvalidRequestError) as info:
+        counter.count_chat({**BASE, "temperature": "hot"})
+    assert (info.value.param, info.value.code) == ("temperature", "invalid_type")
+    with pytest.raises(counter.InvalidRequestError) as info:
+        counter.count_chat({**BASE, "reasoning_effort": "extreme"})
+    assert info.value.param == "reasoning_effort"
+    assert "Supported values are" in info.value.message
+
+
+def test_an_unknown_top_level_key_is_openais_chat_error() -> None:
+    with pytest.raises(counter.InvalidRequestError) as info:
+        counter.count_chat({**BASE, "input": "hi"})
+    assert info.value.message == "Unrecognized request argument supplied: input"
+    assert (info.value.param, info.value.code) == (None, None)
+
+
+def test_what_openai_accepted_is_accepted() -> None:
+    # `stop: []` (crew-0281) and keys the document does not name inside messages (aag-0048's siblings).
+    assert counter.count_chat_input_tokens({**BASE, "stop": []}) == 13
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello, how are you?", "charset": "utf-8"}]}
+    assert counter.count_chat_input_tokens(body) == 13

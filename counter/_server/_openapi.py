@@ -7,30 +7,7 @@ from typing import Any
 
 from counter._server._config import ESTIMATE_HEADER
 
-__all__ = ["CHAT_REQUEST_SCHEMA", "openapi_document"]
-
-# The outline of a Chat Completions body that the route documents; the counter validates the rest as
-# OpenAI does (counter/_chat.py). Open: generating it from OpenAI's `CreateChatCompletionRequest`.
-CHAT_REQUEST_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["model", "messages"],
-    "properties": {
-        "model": {"type": "string"},
-        "messages": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "required": ["role"],
-                "properties": {
-                    "role": {"enum": ["system", "developer", "user", "assistant", "tool", "function"]},
-                    "content": {"type": ["string", "array", "null"]},
-                    "name": {"type": "string"},
-                },
-            },
-        },
-    },
-}
+__all__ = ["openapi_document"]
 
 
 def openapi_document(*, recording: bool = False) -> dict[str, Any]:
@@ -108,7 +85,16 @@ def openapi_document(*, recording: bool = False) -> dict[str, Any]:
     }
     # Chat Completions bodies (counter.count_chat, docs/rendering.md §11): this server's own route, which
     # OpenAI does not have; the same answer as the Responses route, the count being `usage.prompt_tokens`.
-    components["ChatCompletionRequest"] = CHAT_REQUEST_SCHEMA
+    # The chat request's schema, generated like the Responses body's (codegen/chat.py), its defs under
+    # `Chat.` names (both documents have a `ResponseFormatText`, ...).
+    from generated.chat import CHAT_REQUEST_SCHEMA
+
+    chat_schema = json.loads(json.dumps(CHAT_REQUEST_SCHEMA).replace('"#/$defs/', '"#/components/schemas/Chat.'))
+    for name, node in chat_schema.pop("$defs", {}).items():
+        components[f"Chat.{name}"] = node
+    for key in ("$schema", "$id", "$comment"):
+        chat_schema.pop(key, None)
+    components["ChatCompletionRequest"] = chat_schema
     chat = {
         **operation,
         "summary": "Count the prompt tokens of a Chat Completions request (not an OpenAI route)",
