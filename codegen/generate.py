@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: `python codegen/generate.py`
     sys.path.insert(0, str(ROOT))
 
-from codegen import ingest, naming, rules, sdk, surface  # noqa: E402
+from codegen import chat, ingest, naming, rules, sdk, surface  # noqa: E402
 from codegen.schemas import is_null, ref, ref_name, subschemas, tag_values, union_members, wire_paths  # noqa: E402
 
 SCHEMA_PATH = ROOT / "schema" / "request.schema.json"
@@ -279,14 +279,19 @@ def role_rules(schema: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
 # ---------------------------------------------------------------- emit
 
 
-def _run_generator(prepared: dict[str, Any]) -> str:
+def _run_generator(
+    prepared: dict[str, Any], args: list[str] | None = None, root: str = ROOT_CLASS, header: str | None = None
+) -> str:
+    """The generator's models for `prepared` (GENERATOR_ARGS unless `args`), through the gates."""
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "request.schema.json"
         dst = Path(tmp) / "models.py"
         src.write_text(json.dumps(prepared, indent=2), encoding="utf-8")
         cmd = [sys.executable, "-W", "always::UserWarning", "-m", "datamodel_code_generator"]
         cmd += ["--input", str(src), "--output", str(dst)]
-        proc = subprocess.run([*cmd, *GENERATOR_ARGS], capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [*cmd, *(GENERATOR_ARGS if args is None else args)], capture_output=True, text=True, check=False
+        )
         if proc.returncode != 0:
             raise SystemExit(f"codegen: datamodel-codegen failed:\n{proc.stderr}")
         text = dst.read_text(encoding="utf-8")
@@ -294,8 +299,8 @@ def _run_generator(prepared: dict[str, Any]) -> str:
     lines = text.splitlines(keepends=True)
     while lines and lines[0].startswith("#"):
         lines.pop(0)
-    models = HEADER + _aliases_last("".join(lines).lstrip("\n"))
-    check_models(models, proc.stderr)
+    models = (HEADER if header is None else header) + _aliases_last("".join(lines).lstrip("\n"))
+    check_models(models, proc.stderr, root)
     return models
 
 
@@ -538,7 +543,7 @@ class GateError(SystemExit):
     pass
 
 
-def check_models(models: str, generator_warnings: str) -> None:
+def check_models(models: str, generator_warnings: str, root: str = ROOT_CLASS) -> None:
     """Fail loudly on what the generator does silently wrong (docs/codegen.md, "Gates")."""
     problems: list[str] = []
     if "UserWarning" in generator_warnings or "msgspec cannot decode" in generator_warnings:
@@ -556,9 +561,9 @@ def check_models(models: str, generator_warnings: str) -> None:
             if isinstance(obj, type) and issubclass(obj, msgspec.Struct) and obj.__module__ == "generated_check"
         }
         try:
-            msgspec.json.Decoder(structs[ROOT_CLASS])
+            msgspec.json.Decoder(structs[root])
         except TypeError as exc:
-            problems.append(f"msgspec.json.Decoder({ROOT_CLASS}) does not build: {exc}")
+            problems.append(f"msgspec.json.Decoder({root}) does not build: {exc}")
         for name, cls in sorted(structs.items()):
             if name == "Struct":
                 continue
@@ -654,6 +659,7 @@ def render(source: Path | None = None) -> dict[str, str]:
     prepared = prepare(schema)
     models = _run_generator(prepared)
     return {
+        **render_chat(),
         "schema/request.schema.json": json.dumps(schema, indent=1, ensure_ascii=False) + "\n",
         "generated/__init__.py": _init_module(models, schema, {ROOT_CLASS, *prepared["$defs"]}),
         "generated/models.py": models,
@@ -661,6 +667,20 @@ def render(source: Path | None = None) -> dict[str, str]:
         "generated/_rules.py": _rules_module(role_rules(schema), schema),
         "generated/_unions.py": _unions_module(schema, models),
         "generated/py.typed": "",
+    }
+
+
+def render_chat() -> dict[str, str]:
+    """The second root type's files (codegen/chat.py): its schema and `generated/chat/`."""
+    document = ingest.parse(ingest.read_bytes(str(chat.vendored_source())))
+    schema = chat.normalize(document)
+    prepared = prepare(schema)
+    models = _run_generator(prepared, chat.generator_args(GENERATOR_ARGS), chat.ROOT_CLASS, chat.HEADER)
+    return {
+        chat.SCHEMA_FILE: json.dumps(schema, indent=1, ensure_ascii=False) + "\n",
+        "generated/chat/__init__.py": chat.init_module(models, {chat.ROOT_CLASS, *prepared["$defs"]}, _CLASS_RE),
+        "generated/chat/models.py": models,
+        "generated/chat/_schema.py": chat.schema_module(schema),
     }
 
 
@@ -727,6 +747,11 @@ def main(argv: list[str] | None = None) -> int:
         vendored = vendor(args.spec, commit=args.commit, date=args.date)
         pin("openapi")
         print(f"vendored {vendored.relative_to(ROOT)}")
+        if chat.PATH in ingest.parse(ingest.read_bytes(args.spec)).get("paths", {}):
+            vendored = chat.vendor(args.spec, commit=args.commit, date=args.date)
+            print(f"vendored {vendored.relative_to(chat.ROOT)}")
+        else:  # a closure of the Responses body alone: the chat request stays as vendored
+            print(f"{args.spec} has no POST {chat.PATH}: the chat request's vendored closure is kept")
     files = render()
     stale = []
     for name, text in files.items():
@@ -755,6 +780,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in extra:
         (ROOT / name).unlink()
     for name, text in files.items():
+        (ROOT / name).parent.mkdir(parents=True, exist_ok=True)
         (ROOT / name).write_text(text, encoding="utf-8")
     print(f"wrote schema/ and generated/ ({len(files)} files{', changed: ' + ', '.join(stale) if stale else ''}).")
     if args.spec:

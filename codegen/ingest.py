@@ -53,13 +53,13 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def request_body_ref(document: dict[str, Any]) -> str:
-    """The name of the request body schema of `POST /responses/input_tokens`."""
+def request_body_ref(document: dict[str, Any], path: str = PATH) -> str:
+    """The name of the request body schema of `POST <path>` (`/responses/input_tokens` by default)."""
     try:
-        operation = document["paths"][PATH][METHOD]
+        operation = document["paths"][path][METHOD]
         ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     except (KeyError, TypeError):
-        raise SystemExit(f"codegen: the document has no JSON request body for {METHOD.upper()} {PATH}") from None
+        raise SystemExit(f"codegen: the document has no JSON request body for {METHOD.upper()} {path}") from None
     if not isinstance(ref, str) or not ref.startswith(COMPONENTS):
         raise SystemExit(f"codegen: unexpected request body reference {ref!r}")
     return ref.removeprefix(COMPONENTS)
@@ -97,15 +97,15 @@ def closure(schemas: dict[str, Any], root: str) -> dict[str, Any]:
     return {name: schemas[name] for name in sorted(seen)}
 
 
-def extract(document: dict[str, Any]) -> dict[str, Any]:
+def extract(document: dict[str, Any], path: str = PATH) -> dict[str, Any]:
     """A small OpenAPI document: the operation's request body and its schema closure, nothing else."""
-    root = request_body_ref(document)
+    root = request_body_ref(document, path)
     info = document.get("info", {})
     return {
         "openapi": document.get("openapi", "3.1.0"),
         "info": {"title": info.get("title", ""), "version": info.get("version", "")},
         "paths": {
-            PATH: {METHOD: {"requestBody": {"content": {"application/json": {"schema": {"$ref": COMPONENTS + root}}}}}}
+            path: {METHOD: {"requestBody": {"content": {"application/json": {"schema": {"$ref": COMPONENTS + root}}}}}}
         },
         "components": {"schemas": closure(document["components"]["schemas"], root)},
     }
@@ -117,9 +117,9 @@ def dumps(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
 
 
-def to_json_schema(document: dict[str, Any], title: str) -> dict[str, Any]:
+def to_json_schema(document: dict[str, Any], title: str, path: str = PATH) -> dict[str, Any]:
     """One JSON Schema document: the request body inline, the rest under `$defs`."""
-    root = request_body_ref(document)
+    root = request_body_ref(document, path)
     schemas = document["components"]["schemas"]
 
     def rewrite(node: Any) -> Any:

@@ -9,6 +9,7 @@ The public API is the names in `__all__`; every other module is private.
 """
 
 from counter._calibration import Calibration, load_calibration
+from counter._chat import count_chat, count_chat_input_tokens
 from counter._count import (
     Count,
     Part,
@@ -48,6 +49,8 @@ __all__ = [
     "cache_info",
     "configure_cache",
     "count",
+    "count_chat",
+    "count_chat_input_tokens",
     "count_input_tokens",
     "decode_request",
     "get_default_model",

@@ -32,6 +32,7 @@ import msgspec
 
 from counter._batch import CREATE_ONLY_KEYS, UNRESOLVED_CREATE_KEYS, _cores, _ignore_sigint
 from counter._calibration import Calibration
+from counter._chat import _count_chat
 from counter._count import Estimates, _count
 from counter._errors import InputTokensError, UnresolvedError
 from counter._models import UnknownModelError, base_model
@@ -57,6 +58,9 @@ FORM_NAMES: Final = {
 }
 RESPONSE_PATHS: Final = frozenset({"/v1/responses", "/responses"})
 INPUT_TOKENS_PATHS: Final = frozenset({"/v1/responses/input_tokens", "/responses/input_tokens"})
+# Chat Completions pairs (counted by counter.count_chat; the count is `usage.prompt_tokens`).
+CHAT_PATHS: Final = frozenset({"/v1/chat/completions", "/chat/completions"})
+CHAT_INPUT_TOKENS_PATHS: Final = frozenset({"/v1/chat/completions/input_tokens", "/chat/completions/input_tokens"})
 
 _decode = msgspec.json.Decoder()
 
@@ -84,7 +88,7 @@ def detect_form(path: str) -> Form:
     except msgspec.DecodeError:
         raise AuditError(f"{path}: the first line is not JSON (one JSON object per line is expected)") from None
     if isinstance(first, dict):
-        if "expected_input_tokens" in first and "request" in first:
+        if "expected_input_tokens" in first and ("request" in first or "chat_request" in first):
             return "groundtruth"
         if "custom_id" in first and "body" in first and "url" in first:
             return "batch_input"
@@ -109,6 +113,8 @@ def _usage_tokens(response: Any) -> int | None:
     usage = response.get("usage")
     if isinstance(usage, dict) and isinstance(usage.get("input_tokens"), int):
         return int(usage["input_tokens"])
+    if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):  # a chat completion
+        return int(usage["prompt_tokens"])
     if response.get("object") == "response.input_tokens" and isinstance(response.get("input_tokens"), int):
         return int(response["input_tokens"])
     return None
@@ -251,36 +257,71 @@ def features(request: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(out) or ("messages",)
 
 
-def _pair(work: Work) -> tuple[str, Any, int | None, Status, str]:
-    """(id, the body to count, the recorded count, status, note) of one line."""
+_COUNTED_PATHS: Final = RESPONSE_PATHS | INPUT_TOKENS_PATHS | CHAT_PATHS | CHAT_INPUT_TOKENS_PATHS
+
+
+_CHAT_KINDS: Final = {
+    "image_url": "input_image",
+    "file": "input_file",
+    "input_audio": "input_audio",
+    "function": "function_call",
+}
+
+
+def chat_features(request: Mapping[str, Any]) -> tuple[str, ...]:
+    """What a Chat Completions request uses, for the per-feature report (`chat` first, then the
+    Responses feature names where they mean the same)."""
+    out = ["chat"]
+    if request.get("tools") or request.get("functions"):
+        out.append("tools")
+    fmt = request.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        out.append("json_schema")
+    kinds: set[str] = set()
+    _types(request.get("messages"), kinds)
+    names = {
+        "image_url": "input_image",
+        "file": "input_file",
+        "input_audio": "input_audio",
+        "function": "function_call",
+    }
+    out += [name for kind, name in names.items() if kind in kinds]
+    return tuple(dict.fromkeys(out))
+
+
+def _pair(work: Work) -> tuple[str, Any, int | None, Status, str, bool]:
+    """(id, the body to count, the recorded count, status, note, whether it is a chat body) of one line."""
     form, ident, line, tokens = work
     try:
         raw = _decode.decode(line)
     except msgspec.DecodeError:
-        return ident, None, None, "skipped", "unreadable line"
+        return ident, None, None, "skipped", "unreadable line", False
     if not isinstance(raw, dict):
-        return ident, None, None, "skipped", "unreadable line"
+        return ident, None, None, "skipped", "unreadable line", False
     if form == "groundtruth":
         ident = str(raw.get("id", ident))
         expected = raw.get("expected_input_tokens")
+        chat = "chat_request" in raw
         if raw.get("legacy"):
-            return ident, None, None, "legacy", "legacy row (recorded before 2025-06): not scored"
-        return ident, raw.get("request"), expected if isinstance(expected, int) else None, "counted", ""
+            return ident, None, None, "legacy", "legacy row (recorded before 2025-06): not scored", chat
+        body = raw.get("chat_request") if chat else raw.get("request")
+        return ident, body, expected if isinstance(expected, int) else None, "counted", "", chat
     if form == "exchange":
         method, path = str(raw.get("method", "")).upper(), raw.get("path")
         response = raw.get("response")
         if isinstance(response, dict) and isinstance(response.get("id"), str):
             ident = response["id"]
-        if method != "POST" or (path not in RESPONSE_PATHS and path not in INPUT_TOKENS_PATHS):
-            return ident, None, None, "skipped", "not a Responses request"
+        if method != "POST" or path not in _COUNTED_PATHS:
+            return ident, None, None, "skipped", "not a Responses or Chat Completions request", False
         tokens = _usage_tokens(response)
         if tokens is None:
-            return ident, None, None, "skipped", "response without usage"
-        return ident, raw.get("request"), tokens, "counted", ""
+            return ident, None, None, "skipped", "response without usage", False
+        return ident, raw.get("request"), tokens, "counted", "", path in CHAT_PATHS | CHAT_INPUT_TOKENS_PATHS
     # batch_input
-    if str(raw.get("method", "")).upper() != "POST" or raw.get("url") not in RESPONSE_PATHS | INPUT_TOKENS_PATHS:
-        return ident, None, None, "skipped", "not a Responses request"
-    return ident, raw.get("body"), tokens, "counted", ""
+    url = raw.get("url")
+    if str(raw.get("method", "")).upper() != "POST" or url not in _COUNTED_PATHS:
+        return ident, None, None, "skipped", "not a Responses or Chat Completions request", False
+    return ident, raw.get("body"), tokens, "counted", "", url in CHAT_PATHS | CHAT_INPUT_TOKENS_PATHS
 
 
 def _model_name(body: Mapping[str, Any]) -> str:
@@ -297,19 +338,21 @@ def count_pair(
     work: Work, *, calibration: Calibration | None = None, resolver: Resolver | None = None, parts: bool = True
 ) -> Outcome:
     """Count one pair. Never raises: a bad line is `skipped`, a body the counter rejects an `error`."""
-    ident, body, expected, status, note = _pair(work)
+    ident, body, expected, status, note, chat = _pair(work)
     if status != "counted":
         return Outcome(ident, status, note=note)
     if not isinstance(body, dict) or expected is None:
         return Outcome(ident, "skipped", note="no request body or no recorded count")
-    body = {k: v for k, v in body.items() if k not in CREATE_ONLY_KEYS}
-    out = Outcome(ident, "counted", _model_name(body), features(body), expected)
-    if any(k in body for k in UNRESOLVED_CREATE_KEYS):
+    count_body = _count_chat if chat else _count
+    if not chat:
+        body = {k: v for k, v in body.items() if k not in CREATE_ONLY_KEYS}
+    out = Outcome(ident, "counted", _model_name(body), chat_features(body) if chat else features(body), expected)
+    if not chat and any(k in body for k in UNRESOLVED_CREATE_KEYS):
         out.status, out.note = "unresolved", "a stored prompt template"
         return out
     estimates: Estimates = []
     try:
-        result = _count(body, None, resolver, False, False, None, calibration, estimates)
+        result = count_body(body, None, resolver, False, False, None, calibration, estimates)
     except UnresolvedError as exc:
         out.status, out.note = "unresolved", exc.message
         return out
@@ -321,7 +364,7 @@ def count_pair(
         return out
     out.got, out.estimated, out.estimates = result.input_tokens, result.estimated, estimates
     if parts and result.input_tokens != expected:  # a miss: its breakdown, counted again (the rare case)
-        breakdown = _count(body, None, resolver, False, True, None, calibration).breakdown
+        breakdown = count_body(body, None, resolver, False, True, None, calibration).breakdown
         out.parts = tuple((p.label, p.tokens, p.estimated, p.text[:300]) for p in breakdown)
     return out
 

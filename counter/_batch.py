@@ -26,13 +26,17 @@ from typing import IO, Any
 import msgspec
 
 from counter._calibration import Calibration
+from counter._chat import PROMPT_KEYS as CHAT_PROMPT_KEYS
+from counter._chat import count_chat
 from counter._count import count
 from counter._encoding import get_encoding
 from counter._errors import InputTokensError, Remedy, UnresolvedError, library_remedy
 from counter._resolve import Resolver
 
 __all__ = [
+    "APIS",
     "BATCH_URLS",
+    "CHAT_BATCH_URLS",
     "CREATE_ONLY_KEYS",
     "UNRESOLVED_CREATE_KEYS",
     "LineResult",
@@ -71,6 +75,9 @@ CREATE_ONLY_KEYS = frozenset(
 # lives on OpenAI's servers, so a line with it is unresolved (or, with --estimate, counted without).
 UNRESOLVED_CREATE_KEYS = frozenset({"prompt"})
 BATCH_URLS = frozenset({"/v1/responses", "/v1/responses/input_tokens"})
+# Batch lines for Chat Completions are counted as chat bodies (`counter.count_chat`, docs/rendering.md §11).
+CHAT_BATCH_URLS = frozenset({"/v1/chat/completions", "/v1/chat/completions/input_tokens"})
+APIS = ("responses", "chat")
 
 _encoder = msgspec.json.Encoder()
 _any_decoder = msgspec.json.Decoder()
@@ -126,9 +133,11 @@ def count_line(
     resolver: Resolver | None = None,
     calibration: Calibration | None = None,
     unknown: str = "reject",
+    api: str = "responses",
 ) -> LineResult:
-    """Count one JSONL line (a body, or a Batch API line for /v1/responses). Never raises: a bad
-    line, or even a bug, becomes an error result line keyed like the others.
+    """Count one JSONL line (a body of `api`, "responses" or "chat", or a Batch API line for
+    /v1/responses or /v1/chat/completions, whose URL decides). Never raises: a bad line, or even a
+    bug, becomes an error result line keyed like the others.
 
     A result line has the total, never the per-section breakdown, so none is built
     (`breakdown=False`: the same total and `estimated`, without joining every section's text).
@@ -149,29 +158,42 @@ def count_line(
     try:
         raw = _batch_object(line)
         if raw is None:
-            result = counted(line)
+            if api == "chat":
+                result = count_chat(
+                    line, model=model, resolver=resolver, estimate=estimate, breakdown=False, calibration=calibration
+                )
+            else:
+                result = counted(line)
         else:
             if isinstance(raw["custom_id"], str):
                 key = {"custom_id": raw["custom_id"]}
             batch = msgspec.convert(raw, _BatchLine)
-            if batch.method.upper() != "POST" or batch.url not in BATCH_URLS:
+            if batch.method.upper() != "POST" or batch.url not in BATCH_URLS | CHAT_BATCH_URLS:
                 raise _LineError(
-                    f"Batch line for {batch.method} {batch.url}: only POST /v1/responses bodies can be counted."
+                    f"Batch line for {batch.method} {batch.url}: only POST /v1/responses and "
+                    "/v1/chat/completions bodies can be counted."
                 )
             body = batch.body
-            ignored = tuple(sorted(k for k in body if k in CREATE_ONLY_KEYS))
-            unresolved = sorted(k for k in body if k in UNRESOLVED_CREATE_KEYS)
-            if unresolved and not estimate:
-                raise UnresolvedError(
-                    f"'{unresolved[0]}' names a stored prompt template: its text, and so its cost, is not known "
-                    "offline.",
-                    param=unresolved[0],
+            if batch.url in CHAT_BATCH_URLS:
+                # Keys that only steer generation change nothing (docs/rendering.md §11): reported.
+                ignored = tuple(sorted(k for k in body if k not in CHAT_PROMPT_KEYS))
+                result = count_chat(
+                    body, model=model, resolver=resolver, estimate=estimate, breakdown=False, calibration=calibration
                 )
-            if ignored or unresolved:
-                drop = CREATE_ONLY_KEYS | UNRESOLVED_CREATE_KEYS
-                body = {k: v for k, v in body.items() if k not in drop}
-            result = counted(body)
-            estimated = bool(unresolved)
+            else:
+                ignored = tuple(sorted(k for k in body if k in CREATE_ONLY_KEYS))
+                unresolved = sorted(k for k in body if k in UNRESOLVED_CREATE_KEYS)
+                if unresolved and not estimate:
+                    raise UnresolvedError(
+                        f"'{unresolved[0]}' names a stored prompt template: its text, and so its cost, is not "
+                        "known offline.",
+                        param=unresolved[0],
+                    )
+                if ignored or unresolved:
+                    drop = CREATE_ONLY_KEYS | UNRESOLVED_CREATE_KEYS
+                    body = {k: v for k, v in body.items() if k not in drop}
+                result = counted(body)
+                estimated = bool(unresolved)
     except (InputTokensError, _LineError) as exc:
         return _encoder.encode({**key, **error_payload(exc)}), 0, False, ignored
     except msgspec.ValidationError as exc:
@@ -213,6 +235,7 @@ def _count_chunk(
     calibration: Calibration | None = None,
     resolver: Resolver | None = None,
     unknown: str = "reject",
+    api: str = "responses",
 ) -> ChunkResult:
     if resolver is None and _worker_state is not None:  # in a worker process: its own resolver
         if isinstance(_worker_state, BaseException):
@@ -223,7 +246,14 @@ def _count_chunk(
     ignored: list[str] = []
     for number, line in chunk:
         result, n, ok, dropped = count_line(
-            line, number, model=model, estimate=estimate, resolver=resolver, calibration=calibration, unknown=unknown
+            line,
+            number,
+            model=model,
+            estimate=estimate,
+            resolver=resolver,
+            calibration=calibration,
+            unknown=unknown,
+            api=api,
         )
         out.append(result)
         tokens += n
@@ -294,6 +324,7 @@ def _count_range(
     estimate: bool,
     calibration: Calibration | None = None,
     unknown: str = "reject",
+    api: str = "responses",
 ) -> ChunkResult:
     f = _open_files.get(path)
     if f is None:
@@ -303,7 +334,7 @@ def _count_range(
     if lines[-1] == b"":
         lines.pop()  # the newline that ends the range's last line
     chunk = [(first + i, line) for i, line in enumerate(lines) if line.strip()]
-    return _count_chunk(chunk, model, estimate, calibration, None, unknown)
+    return _count_chunk(chunk, model, estimate, calibration, None, unknown, api)
 
 
 def _cores() -> int:
@@ -344,11 +375,12 @@ def _results(
     open_resolver: Callable[[], Resolver] | None,
     calibration: Calibration | None = None,
     unknown: str = "reject",
+    api: str = "responses",
 ) -> Iterator[ChunkResult]:
     jobs = jobs or _cores()
     if jobs == 1:
         for chunk in _chunks(stream):
-            yield _count_chunk(chunk, model, estimate, calibration, resolver, unknown)
+            yield _count_chunk(chunk, model, estimate, calibration, resolver, unknown, api)
         return
     if resolver is not None and open_resolver is None:
         raise ValueError("with jobs other than 1, pass open_resolver: each worker process opens its own")
@@ -368,9 +400,9 @@ def _results(
     tasks: Iterator[tuple[Callable[..., ChunkResult], tuple[Any, ...]]]
     if path is not None and stream.seekable():
         path = os.path.abspath(path)
-        tasks = ((_count_range, (path, *r, model, estimate, calibration, unknown)) for r in _ranges(stream))
+        tasks = ((_count_range, (path, *r, model, estimate, calibration, unknown, api)) for r in _ranges(stream))
     else:
-        tasks = ((_count_chunk, (chunk, model, estimate, calibration, None, unknown)) for chunk in _chunks(stream))
+        tasks = ((_count_chunk, (chunk, model, estimate, calibration, None, unknown, api)) for chunk in _chunks(stream))
     with context.Pool(jobs, initializer=_init_worker, initargs=(open_resolver,)) as pool:
         window: deque[Any] = deque()
         for fn, task in tasks:
@@ -410,6 +442,7 @@ def run_batch(
     open_resolver: Callable[[], Resolver] | None = None,
     calibration: Calibration | None = None,
     unknown: str = "reject",
+    api: str = "responses",
 ) -> Summary:
     """Count every line of `source` and write its result lines (`count_line`'s, each ending in a
     newline) to `out`, in input order; blank lines are skipped but keep their number.
@@ -424,6 +457,8 @@ def run_batch(
     `open_resolver` (picklable, e.g. a `functools.partial` of `counter._state.open_store`) once for
     its own, since a store's connection does not cross processes. An exception it raises is raised here.
     `calibration` is applied to every line's count, and `unknown` too (`counter.count`'s arguments).
+    `api` is what a plain body line is ("responses" or "chat"); a Batch API line's URL says it for
+    that line.
     """
     if jobs < 0:
         raise ValueError("jobs must be 0 (every core) or more")
@@ -440,7 +475,7 @@ def run_batch(
     started = time.monotonic()
     try:
         for results, n_lines, n_tokens, n_errors, dropped in _results(
-            stream, path, jobs, model, estimate, resolver, open_resolver, calibration, unknown
+            stream, path, jobs, model, estimate, resolver, open_resolver, calibration, unknown, api
         ):
             out.write(results)
             summary.lines += n_lines

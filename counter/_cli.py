@@ -22,7 +22,8 @@ from typing import Any
 import msgspec
 
 from counter import __version__
-from counter._batch import SourceError, Summary, error_payload, run_batch
+from counter._batch import APIS, SourceError, Summary, error_payload, run_batch
+from counter._chat import count_chat
 from counter._count import Count, count
 from counter._decode import UNKNOWN_MODES
 from counter._errors import InputTokensError
@@ -50,11 +51,19 @@ def _parser() -> argparse.ArgumentParser:
         "count",
         help="count one request body, or a JSONL batch with --jsonl",
         description="Print OpenAI's response body for one request body; with --jsonl, one result line per "
-        "input line (a body, or an OpenAI Batch API line for /v1/responses) and a summary on stderr.",
+        "input line (a body, or an OpenAI Batch API line for /v1/responses or /v1/chat/completions) and a "
+        "summary on stderr.",
     )
     c.add_argument("file", nargs="?", default="-", help="a JSON body (JSONL with --jsonl), or - for stdin (default)")
     c.add_argument("--jsonl", action="store_true", help="one body (or OpenAI Batch API line) per line")
     c.add_argument("--model", help="count for this model instead of the body's")
+    c.add_argument(
+        "--api",
+        choices=APIS,
+        default="responses",
+        help="what the bodies are: Responses bodies (default) or Chat Completions bodies, counted as their "
+        "usage.prompt_tokens; a Batch API line's url decides for its own line",
+    )
     c.add_argument(
         "--breakdown",
         action="store_true",
@@ -190,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.calibration = _load_calibration(args.calibration)
             if args.fetch_allow and not args.fetch:
                 raise _UsageError("--fetch-allow goes with --fetch")
+            if args.api == "chat" and args.unknown != "reject":
+                # Chat bodies keep OpenAI's open objects (docs/rendering.md §11): nothing to set aside.
+                raise _UsageError("--unknown applies to Responses bodies, not to --api chat")
             if args.jsonl:
                 if args.fetch:
                     raise _UsageError("--fetch counts one body; it does not apply to --jsonl yet")
@@ -319,14 +331,14 @@ def _count_one(args: argparse.Namespace, fetcher: Any = None) -> int:
     try:
         with _store(args) as store:  # opened first: a store that cannot be opened fails before stdin is read
             resolver = with_urls(store, fetcher)
-            result = count(
-                _read(args.file),
-                model=args.model,
-                resolver=resolver,
-                estimate=args.estimate,
-                calibration=args.calibration,
-                unknown=args.unknown,
-            )
+            body = _read(args.file)
+            options: dict[str, Any] = {
+                "model": args.model,
+                "resolver": resolver,
+                "estimate": args.estimate,
+                "calibration": args.calibration,
+            }
+            result = count_chat(body, **options) if args.api == "chat" else count(body, **options, unknown=args.unknown)
     except InputTokensError as exc:
         sys.stderr.write(_encoder.encode(error_payload(exc)).decode() + "\n")
         return 1
@@ -410,6 +422,7 @@ def _count_jsonl(args: argparse.Namespace) -> int:
                 open_resolver=functools.partial(open_state, url) if in_workers and url else None,
                 calibration=args.calibration,
                 unknown=args.unknown,
+                api=args.api,
             )
     except SourceError as exc:
         show = False  # nothing was opened, so no progress line to clear

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -22,7 +22,7 @@ from counter._encoding import TokenizerError, counter_for, known_counts
 from counter._errors import CountTimeoutError, InputTokensError, InvalidRequestError, Remedy
 from counter._models import ModelInfo, UnknownModelError, base_model, known_models, lookup_model
 from counter._pieces import Fixed, Piece, Special, render_text
-from counter._render import memo_clear, memo_configure, memo_info, render
+from counter._render import Section, memo_clear, memo_configure, memo_info, render
 from counter._resolve import Resolver
 
 __all__ = [
@@ -166,6 +166,28 @@ def _count_body(
     unknown: str = "reject",
 ) -> Count:
     request, unknown_paths = decode_request_unknown(body, unknown)
+    return _count_request(
+        body, request, model, resolver, estimate, breakdown, deadline, calibration, collect, unknown_paths=unknown_paths
+    )
+
+
+def _count_request(
+    body: Any,
+    request: generated.InputTokenCountRequest,
+    model: str | None,
+    resolver: Resolver | None,
+    estimate: bool,
+    breakdown: bool,
+    deadline: _deadline.Deadline | None,
+    calibration: Calibration | None = None,
+    collect: Estimates | None = None,
+    api: str = "responses",
+    extra: Callable[[list[Section], ModelInfo], list[Section]] | None = None,
+    unknown_paths: tuple[str, ...] = (),
+) -> Count:
+    """Render a decoded request for `api` ("responses" or "chat", counter._chat) and count it;
+    `extra` edits the sections first (the chat framing that has no Responses field);
+    `unknown_paths`, what `unknown="estimate"` set aside, makes the count an estimate that names them."""
     if model is not None:
         name = model
     elif isinstance(request.model, str):
@@ -178,7 +200,9 @@ def _count_body(
     tokens = counter_for(encoding)
     known_count = known_counts(encoding)
     try:
-        sections = render(request, info, resolver=resolver, estimate=estimate)
+        sections = render(request, info, resolver=resolver, estimate=estimate, api=api)
+        if extra is not None:
+            sections = extra(sections, info)
     except InputTokensError:
         raise
     except RecursionError:

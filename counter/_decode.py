@@ -382,7 +382,9 @@ def _param(path: str, prefix: str = "") -> str:
     return path
 
 
-def _translate(exc: msgspec.ValidationError, raw: Any, prefix: str = "") -> InvalidRequestError:
+def _translate(
+    exc: msgspec.ValidationError, raw: Any, prefix: str = "", schema: Mapping[str, Any] | None = None
+) -> InvalidRequestError:
     text = str(exc)
     for pattern, code in _PATTERNS:
         match = pattern.match(text)
@@ -421,7 +423,7 @@ def _translate(exc: msgspec.ValidationError, raw: Any, prefix: str = "") -> Inva
                 code="invalid_type",
             )
         value = _value_at(raw, _tokens(param))
-        supported = _supported_values(raw, _tokens(param))
+        supported = _supported_values(raw, _tokens(param), _SCHEMA if schema is None else schema)
         if "value" in groups and supported:
             return InvalidRequestError(
                 f"Invalid value: {_quote(value)}. Supported values are: {_join(supported)}.",
@@ -465,20 +467,20 @@ _SCHEMA = generated.REQUEST_SCHEMA
 _DEFS: dict[str, Any] = _SCHEMA.get("$defs", {})
 
 
-def _resolve(node: Any) -> Any:
+def _resolve(node: Any, defs: Mapping[str, Any]) -> Any:
     while isinstance(node, dict) and "$ref" in node:
-        node = _DEFS[node["$ref"].removeprefix("#/$defs/")]
+        node = defs[node["$ref"].removeprefix("#/$defs/")]
     return node
 
 
-def _branches(node: Any) -> list[Any]:
-    node = _resolve(node)
+def _branches(node: Any, defs: Mapping[str, Any] = _DEFS) -> list[Any]:
+    node = _resolve(node, defs)
     if not isinstance(node, dict):
         return []
     members = node.get("oneOf") or node.get("anyOf")
     if members is None:
         return [node]
-    return [leaf for member in members for leaf in _branches(member)]
+    return [leaf for member in members for leaf in _branches(member, defs)]
 
 
 _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -502,9 +504,10 @@ def _fits(branch: dict[str, Any], value: Any) -> bool:
     return any(isinstance(value, _JSON_TYPES.get(k, ())) for k in ([kinds] if isinstance(kinds, str) else kinds))
 
 
-def _supported_values(raw: Any, tokens: list[str | int]) -> list[str]:
-    """The values the schema allows at `tokens`, following the body through unions."""
-    candidates = _branches(_SCHEMA)
+def _supported_values(raw: Any, tokens: list[str | int], schema: Mapping[str, Any] = _SCHEMA) -> list[str]:
+    """The values `schema` (the request's by default) allows at `tokens`, following the body through unions."""
+    defs = schema.get("$defs", {})
+    candidates = _branches(schema, defs)
     value = raw
     for position, token in enumerate(tokens):
         fitting = [b for b in candidates if _fits(b, value)] or candidates
@@ -514,9 +517,9 @@ def _supported_values(raw: Any, tokens: list[str | int]) -> list[str]:
         nxt: list[Any] = []
         for branch in fitting:
             if isinstance(token, int):
-                nxt.extend(_branches(branch.get("items", {})))
+                nxt.extend(_branches(branch.get("items", {}), defs))
             else:
-                nxt.extend(_branches(branch.get("properties", {}).get(token, {})))
+                nxt.extend(_branches(branch.get("properties", {}).get(token, {}), defs))
         candidates = nxt
         value = value[token] if _has(value, token) else None
     return _tags(candidates) if candidates and all("properties" in c for c in candidates) else _enum(candidates)

@@ -762,12 +762,100 @@ def bench_state(budget: float) -> None:
     )
 
 
+def _chat_rows() -> list[dict[str, Any]]:
+    import pathlib
+
+    path = pathlib.Path(__file__).parent.parent / "tests" / "data" / "chat_dev.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _chat_bodies(rows: list[dict[str, Any]]) -> dict[str, Body]:
+    """Three recorded chat bodies: a plain message, one with tools, the longest tool loop."""
+
+    def size(r: dict[str, Any]) -> int:
+        return len(json.dumps(r["chat_request"]))
+
+    plain = [
+        r for r in rows if set(r["chat_request"]) <= {"model", "messages"} and len(r["chat_request"]["messages"]) == 2
+    ]
+    tools = [r for r in rows if r["chat_request"].get("tools") and len(r["chat_request"]["messages"]) <= 2]
+    loops = [r for r in rows if any(m.get("role") == "tool" for m in r["chat_request"]["messages"])]
+    return {
+        "small": min(plain, key=size)["chat_request"],
+        "medium": max(tools, key=size)["chat_request"],
+        "large": max(loops, key=size)["chat_request"],
+    }
+
+
+def _litellm_count(body: Body) -> int:
+    import litellm
+
+    count: int = litellm.token_counter(model=body["model"], messages=body["messages"], tools=body.get("tools"))
+    return count
+
+
+def bench_chat(budget: float) -> None:
+    """Chat Completions: counter.count_chat against litellm.token_counter on the same recorded bodies,
+    in time and in exactness on every recorded chat row (tests/data/chat_dev.jsonl)."""
+    from counter import cache_clear, count_chat, count_chat_input_tokens
+
+    rows = _chat_rows()
+    bodies = _chat_bodies(rows)
+    try:
+        import litellm  # noqa: F401
+    except ImportError:
+        litellm_ok = False
+        print("\n(litellm missing: `pip install litellm` to compare with litellm.token_counter; counter alone)")
+    else:
+        litellm_ok = True
+
+    def cold(body: Body) -> int:
+        cache_clear()
+        return count_chat_input_tokens(body)
+
+    rows_out: dict[str, dict[str, float]] = {"counter.count_chat, cold cache": {}, "counter.count_chat, warm": {}}
+    if litellm_ok:
+        rows_out["litellm.token_counter"] = {}
+    for size, body in bodies.items():
+        contenders: dict[str, Callable[[], object]] = {
+            "counter.count_chat, cold cache": partial(cold, body),
+            "counter.count_chat, warm": partial(count_chat_input_tokens, body),
+        }
+        if litellm_ok:
+            contenders["litellm.token_counter"] = partial(_litellm_count, body)
+        for name, seconds in _time_interleaved(contenders, budget).items():
+            rows_out[name][size] = seconds
+    print("\nchat bodies: " + ", ".join(f"{k} {len(json.dumps(v)) / 1024:.1f} KiB" for k, v in bodies.items()))
+    baseline = "litellm.token_counter" if litellm_ok else "counter.count_chat, cold cache"
+    _table("Chat Completions: body to prompt_tokens", rows_out, baseline)
+    exact = {"counter.count_chat": 0, "litellm.token_counter": 0}
+    for row in rows:
+        expected = row["expected_input_tokens"]
+        try:
+            counted = count_chat(row["chat_request"], breakdown=False)
+            result = None if counted.estimated else counted.input_tokens  # an estimate is not exact
+        except Exception:  # a row the counter refuses is not exact
+            result = None
+        exact["counter.count_chat"] += result == expected
+        if litellm_ok:
+            try:
+                theirs = _litellm_count(row["chat_request"])
+            except Exception:
+                theirs = None
+            exact["litellm.token_counter"] += theirs == expected
+    shown = exact if litellm_ok else {"counter.count_chat": exact["counter.count_chat"]}
+    print(
+        f"\nExact on the {len(rows)} recorded chat requests (OpenAI's prompt_tokens): "
+        + ", ".join(f"{name} {n} ({n / len(rows):.1%})" for name, n in shown.items())
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=1.0, help="seconds per measurement")
     parser.add_argument(
         "--only",
-        choices=["decode", "count", "dev", "pdf", "runs", "bpe", "overhead", "cache", "state"],
+        choices=["decode", "count", "dev", "pdf", "runs", "bpe", "overhead", "cache", "state", "chat"],
         default=None,
     )
     args = parser.parse_args()
@@ -781,6 +869,7 @@ def main() -> None:
         ("overhead", bench_overhead),
         ("cache", bench_cache),
         ("state", bench_state),
+        ("chat", bench_chat),
     )
     for name, fn in benches:
         if args.only in (None, name):

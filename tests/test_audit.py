@@ -130,7 +130,7 @@ def test_unresolved_and_non_pairs_are_not_scored(tmp_path: pathlib.Path, capsys:
     ]
     report = _audit(capsys, _jsonl(tmp_path / "log.jsonl", log))
     assert (report["rows"], report["exact"], report["unresolved"]) == (1, 1, 1)
-    assert report["skipped"] == {"not a Responses request": 2}
+    assert report["skipped"] == {"not a Responses or Chat Completions request": 2}
 
 
 def test_a_rejected_body_is_a_miss(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import counter
-from counter import Count, count, count_input_tokens
+from counter import Count, count, count_chat_input_tokens, count_input_tokens
 from counter._batch import CREATE_ONLY_KEYS, count_line
 from counter._cli import main
 
@@ -239,12 +239,15 @@ def test_jsonl_all_good_exits_0_and_reads_stdin(
     assert "\r" not in err  # no progress bar when stderr is not a terminal
 
 
+CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi there"}]}
+
+
 def test_jsonl_batch_api_lines(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
     create = {**BODY, "temperature": 0.2, "stream": False, "store": True, "metadata": {"k": "v"}}
     lines = [
         {"custom_id": "a", "method": "POST", "url": "/v1/responses", "body": create},
         {"custom_id": "b", "method": "POST", "url": "/v1/responses", "body": BODY},
-        {"custom_id": "c", "method": "POST", "url": "/v1/chat/completions", "body": BODY},
+        {"custom_id": "c", "method": "POST", "url": "/v1/chat/completions", "body": CHAT},
         {"custom_id": "d", "method": "POST", "url": "/v1/responses", "body": {**BODY, "prompt": {"id": "pmpt_1"}}},
         {"custom_id": "e", "method": "POST", "url": "/v1/responses", "body": {**BODY, "seed": 1}},
         {"custom_id": "f", "method": "POST", "url": "/v1/responses"},
@@ -262,7 +265,8 @@ def test_jsonl_batch_api_lines(tmp_path: pathlib.Path, capsys: pytest.CaptureFix
     }
     assert b == {"custom_id": "b", "object": "response.input_tokens", "input_tokens": tokens, "estimated": False}
     assert c["custom_id"] == "c"
-    assert "/v1/chat/completions" in c["error"]["message"]
+    # A chat line is counted as a chat body (docs/rendering.md §11).
+    assert (c["custom_id"], c["input_tokens"]) == ("c", count_chat_input_tokens(CHAT))
     # A stored prompt template changes the count: unresolved, not ignored.
     assert (d["error"]["param"], d["error"]["code"]) == ("prompt", "unresolved_reference")
     assert "--estimate" in d["error"]["message"]
@@ -270,7 +274,7 @@ def test_jsonl_batch_api_lines(tmp_path: pathlib.Path, capsys: pytest.CaptureFix
     assert (e["error"]["param"], e["error"]["code"]) == ("seed", "unknown_parameter")
     assert f["custom_id"] == "f"
     assert "Invalid batch line" in f["error"]["message"]
-    assert "4 errors" in err
+    assert "3 errors" in err
     assert "ignored create-only keys that do not change the count: metadata (1), store (1), stream (1)" in err
 
 

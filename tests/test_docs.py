@@ -95,7 +95,7 @@ def test_cited_sections_exist() -> None:
 
 def _row_ids() -> set[str]:
     ids = set()
-    for name in ("responses_dev.jsonl", "images_dev.jsonl", "state_dev.jsonl"):
+    for name in ("responses_dev.jsonl", "images_dev.jsonl", "state_dev.jsonl", "chat_dev.jsonl"):
         with (DATA / name).open(encoding="utf-8") as fh:
             ids |= {json.loads(line)["id"] for line in fh}
     return ids

@@ -46,8 +46,13 @@ def test_py_typed_exists() -> None:
 
 
 def test_render_matches_committed_files(rendered: dict[str, str]) -> None:
-    committed = {f"generated/{p.name}": p.read_text(encoding="utf-8") for p in GENERATED.iterdir() if p.is_file()}
-    committed["schema/request.schema.json"] = (ROOT / "schema" / "request.schema.json").read_text(encoding="utf-8")
+    committed = {
+        p.relative_to(ROOT).as_posix(): p.read_text(encoding="utf-8")
+        for p in GENERATED.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    for schema in ("request.schema.json", "chat_request.schema.json"):  # the two root types
+        committed[f"schema/{schema}"] = (ROOT / "schema" / schema).read_text(encoding="utf-8")
     assert sorted(committed) == sorted(rendered), "generated/ has missing or extra files: run `nox -s codegen`"
     stale = [name for name in rendered if committed[name] != rendered[name]]
     assert not stale, f"schema/ or generated/ is stale ({', '.join(stale)}): run `nox -s codegen`"
@@ -61,8 +66,9 @@ def test_render_is_deterministic(rendered: dict[str, str]) -> None:
 def test_rendered_files_have_header(rendered: dict[str, str]) -> None:
     for name, text in rendered.items():
         if name.endswith(".py"):
-            assert text.startswith(codegen.HEADER), name
-    assert json.loads(rendered["schema/request.schema.json"])["$comment"].startswith("DO NOT EDIT")
+            assert text.startswith(codegen.chat.HEADER if name.startswith("generated/chat/") else codegen.HEADER), name
+    for schema in ("request.schema.json", "chat_request.schema.json"):
+        assert json.loads(rendered[f"schema/{schema}"])["$comment"].startswith("DO NOT EDIT")
 
 
 PUBLIC_NAMES = (ROOT / "tests" / "data" / "generated_public_names.txt").read_text(encoding="utf-8").split()

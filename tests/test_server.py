@@ -446,7 +446,8 @@ def test_openapi_json_is_served_and_built_from_the_schema() -> None:
     document = response.json()
     assert document == json.loads(json.dumps(openapi_document()))
     assert document["openapi"].startswith("3.1")
-    assert set(document["paths"]) == {COUNT, "/responses/input_tokens", "/healthz", "/openapi.json"}
+    chat = {"/v1/chat/completions/input_tokens", "/chat/completions/input_tokens"}
+    assert set(document["paths"]) == {COUNT, "/responses/input_tokens", *chat, "/healthz", "/openapi.json"}
     components = document["components"]["schemas"]
     # The request schema is schema/'s, with its $defs moved to components.
     request = components["InputTokenCountRequest"]

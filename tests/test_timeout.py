@@ -305,9 +305,9 @@ def test_a_small_body_that_needs_long_is_counted_off_the_loop(monkeypatch: pytes
     in_thread: list[int] = []
     real = _app._App._count_in_thread
 
-    def spy(self: Any, body: bytes, expires: float) -> Any:
+    def spy(self: Any, body: bytes, expires: float, *args: Any) -> Any:
         in_thread.append(len(body))
-        return real(self, body, expires)
+        return real(self, body, expires, *args)
 
     monkeypatch.setattr(_app._App, "_count_in_thread", spy)
     body = json.dumps({"model": "gpt-4o", "input": "What is the capital of France?"}).encode()

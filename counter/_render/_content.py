@@ -164,6 +164,8 @@ def _file(ctx: _Ctx, part: g.InputFile, path: str, where: _Where) -> list[Piece]
     except (FileError, binascii.Error) as exc:
         raise InvalidRequestError(f"Invalid file in '{param}': {exc}", param=param, code="invalid_value") from None
     frame = ctx.fam.file_in_message if where == "message" else ctx.fam.file_in_output
+    if ft.kind == "pdf":
+        frame += ctx.fam.pdf_file_extra  # Chat Completions only (docs/rendering.md §11)
     estimated = ft.estimated or ctx.fam.file_framing_estimated
     why = f"{ft.kind} file framing [FIT §7]; {ft.why}"
     out: list[Piece] = [ft.text, Fixed(frame, estimated, why, f"file_framing:{ft.kind}:{where}")]

@@ -13,7 +13,7 @@ from counter._decode import decode_request
 from counter._errors import InvalidRequestError, UnresolvedError
 from counter._models import ModelInfo
 from counter._pieces import Fixed, Piece
-from counter._render._families import _FAMILIES
+from counter._render._families import _FAMILIES, FamilyRules
 from counter._resolve import Resolver
 
 
@@ -46,11 +46,16 @@ class _Ctx:
                  "items", "last_user", "params", "request", "resolver")  # fmt: skip
 
     def __init__(
-        self, request: g.InputTokenCountRequest, info: ModelInfo, resolver: Resolver | None, estimate: bool
+        self,
+        request: g.InputTokenCountRequest,
+        info: ModelInfo,
+        resolver: Resolver | None,
+        estimate: bool,
+        fam: FamilyRules | None = None,
     ) -> None:
         self.request = request
         self.info = info
-        self.fam = _FAMILIES[info.family]
+        self.fam = _FAMILIES[info.family] if fam is None else fam
         self.resolver = resolver
         self.estimate = estimate
         self.instructions = request.instructions if isinstance(request.instructions, str) else ""

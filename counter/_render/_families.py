@@ -9,7 +9,7 @@ the family.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, TypeAlias
 
 import generated as g
@@ -123,6 +123,15 @@ class FamilyRules:
     custom_tool_estimated: bool
     grammar: int
     hosted: Mapping[type, int] = field(default_factory=dict)  # hosted tool class -> constant
+    # Chat Completions framing (docs/rendering.md §11); the Responses values add nothing.
+    api: str = "responses"  # "responses" | "chat": which API's request these rules render
+    response_format_framing_with_instructions: int | None = None  # None: response_format_framing
+    response_format_framing_with_tools: int | None = None  # None: as without tools
+    response_format_per_any_of: int = 0  # per `anyOf` in a json_schema format's schema
+    system_newline_with_tools: bool = False  # the system text takes a "\n" when tools or a format follow
+    single_call_turn: int = 0  # an assistant turn that makes exactly one tool call
+    split_first_declaration: bool = True  # the first declaration's head tokenized apart (§2 [FIT])
+    pdf_file_extra: int = 0  # added to a PDF file's framing
 
 
 # Hosted tools: the text shown to the model is not public. Each constant is fitted on one request
@@ -235,3 +244,56 @@ CHATML: Final = FamilyRules(
 )
 
 _FAMILIES: Final[dict[str, FamilyRules]] = {"harmony": HARMONY, "chatml": CHATML}
+
+# ------------------------------------------------------------------------------------------------
+# Chat Completions (docs/rendering.md §11): the same families, with the framing that differs when the
+# request comes through `POST /v1/chat/completions`. Evidence: rows of tests/data/chat_dev.jsonl.
+# ------------------------------------------------------------------------------------------------
+
+CHAT_CHATML: Final = replace(
+    CHATML,
+    name="chatml-chat",
+    api="chat",
+    # Tools join the system message: T(block) + 5 and the system text tokenized with a "\n" after it
+    # (+1 when its last token does not absorb the newline); with no system message, T(block) + 9
+    # [FIT, §11: 79 tools-only rows, e.g. aag-0203, crew-0081, mira-0063 with; aag-0151, lgf-0024 without].
+    tools_framing=9,
+    tools_framing_with_instructions=5,
+    system_newline_with_tools=True,
+    # The functions block is tokenized whole: the Responses split of the first declaration (§2) is
+    # 1 over on 123 of the 194 chat rows where the two differ by one (e.g. aag-0151, lgf-0024).
+    split_first_declaration=False,
+    # A PDF costs 212 more than on Responses [FIT, §11: mira-0020, pydai-0390, pydai-0572, one-page
+    # PDFs of two sources; perhaps the page as an image, so longer PDFs are not known].
+    pdf_file_extra=212,
+    # A lone tool without properties costs its declaration only (aag-0261, crew-0163, pydai-0351).
+    lone_noprops_tool=0,
+    # json_schema: T(section) + 8 alone, + 4 next to a system message (with its "\n") [FIT, §11:
+    # aag-0198, aag-0256 without; crew-0033, crew-0364 with], + 3 per `anyOf` (crew-0389: 1, crew-0041: 2).
+    response_format_framing=8,
+    response_format_framing_with_instructions=4,
+    # Next to tools, which already opened the system message: 1, as on Responses [FIT, §11:
+    # mira-0196..0201 without a system message, crew-0249/0321/0597 with one].
+    response_format_framing_with_tools=1,
+    response_format_per_any_of=3,
+    # An assistant message with exactly one tool call: +2 over the Responses function_call
+    # [FIT, §11: aag-0119, aag-0200, aag-0113 (two turns)].
+    single_call_turn=2,
+)
+
+CHAT_HARMONY: Final = replace(
+    HARMONY,
+    name="harmony-chat",
+    api="chat",
+    # Tools on harmony models through chat: T(section) + 84 (a hidden tools preamble), 82 with a
+    # system message [FIT, §11: gpt-5-mini, 44 rows, e.g. pydai-0013; mira-0400 with a system message].
+    tools_framing=84,
+    tools_framing_with_instructions=82,
+    split_first_declaration=False,  # as on ChatML [estimate: the harmony chat rows do not tell]
+    # A PDF: 207 more [FIT, §11: one PDF in 7 rows of one source, pydai-0020 ...; pydai-0487 is 4
+    # under]; harmony's file framing stays an estimate, as on Responses (§7).
+    pdf_file_extra=207,
+    single_call_turn=2,  # [FIT, §11: pydai-0318, pydai-0950 ... pydai-0965, +2 per turn]
+)
+
+_CHAT_FAMILIES: Final[dict[str, FamilyRules]] = {"harmony": CHAT_HARMONY, "chatml": CHAT_CHATML}

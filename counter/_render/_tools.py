@@ -35,8 +35,9 @@ _FORMATS: Final[BoundedLRU[_MemoKey, str]] = BoundedLRU(lambda k: len(k[2]), 4_0
 
 # The tools section depends on the family, on whether instructions share its message, and on the
 # tools' content: all three are the key.
-_TOOLS: Final[BoundedLRU[tuple[int, bool, bytes], tuple[tuple[Piece, ...], dict[str, tuple[int, bool]]]]] = BoundedLRU(
-    lambda k: len(k[2]), 4_000_000, 1024
+# Keyed by the model's rules, the family's (Responses or chat), instructions present, the tools' JSON.
+_TOOLS: Final[BoundedLRU[tuple[int, str, bool, bytes], tuple[tuple[Piece, ...], dict[str, tuple[int, bool]]]]] = (
+    BoundedLRU(lambda k: len(k[3]), 4_000_000, 1024)
 )
 
 _INFO_IDS: Final[dict[ModelInfo, int]] = {}
@@ -166,7 +167,7 @@ def _functions_block(ctx: _Ctx, outs: Sequence[_ToolOut], header: str) -> list[P
     first = decls[0]
     head = header + "namespace functions {\n\n" + first[0]
     rest = "".join(first[1:]) + "".join("\n\n" + "".join(d) for d in decls[1:]) + "\n\n} // namespace functions"
-    return [head, rest] if len(first) > 1 else [head + rest]
+    return [head, rest] if len(first) > 1 and ctx.fam.split_first_declaration else [head + rest]
 
 
 def _tool_outs(ctx: _Ctx, tools: Sequence[Any]) -> list[_ToolOut]:
@@ -261,10 +262,30 @@ def _format_json_schema(ctx: _Ctx, fmt: g.ResponseFormatTextJSONSchemaConfig) ->
     description = fmt.description if isinstance(fmt.description, str) else None
     out: list[Piece] = [_format_section(fmt.name, description, fmt.schema)]
     estimated = fam.response_format_estimated_with_context and bool(ctx.instructions or ctx.has_tools)
-    if fam.response_format_framing or estimated:
+    framing = fam.response_format_framing
+    if ctx.has_tools and fam.response_format_framing_with_tools is not None:
+        framing = fam.response_format_framing_with_tools
+    elif ctx.instructions and fam.response_format_framing_with_instructions is not None:
+        framing = fam.response_format_framing_with_instructions
+    if framing or estimated:
         why = "response format framing [FIT §5]" + (" next to instructions/tools: estimate" if estimated else "")
-        out.append(Fixed(fam.response_format_framing, estimated, why, "response_format_framing"))
+        out.append(Fixed(framing, estimated, why, "response_format_framing"))
+    if fam.response_format_per_any_of:
+        any_of = _count_any_of(fmt.schema)
+        if any_of:
+            out.append(
+                Fixed(any_of * fam.response_format_per_any_of, False, f"{any_of} anyOf in a chat format [FIT §11]")
+            )
     return out
+
+
+def _count_any_of(schema: Any) -> int:
+    """How many `anyOf` keywords a JSON Schema holds, at any depth."""
+    if isinstance(schema, Mapping):
+        return ("anyOf" in schema) + sum(_count_any_of(v) for v in schema.values())
+    if isinstance(schema, list):
+        return sum(_count_any_of(v) for v in schema)
+    return 0
 
 
 _FORMAT_HANDLERS: Final[dict[type, Callable[[_Ctx, Any], list[Piece]]]] = {

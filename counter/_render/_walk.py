@@ -17,7 +17,7 @@ from counter._models import ModelInfo
 from counter._pieces import Fixed
 from counter._render._content import _FILE_TEXTS, _PART_HANDLERS
 from counter._render._context import _TAGS, Section, _Ctx, _dispatch
-from counter._render._families import _FAMILIES
+from counter._render._families import _CHAT_FAMILIES, _FAMILIES
 from counter._render._items import _ITEM_HANDLERS
 from counter._render._tools import (
     _CHOICE_HANDLERS,
@@ -228,21 +228,25 @@ def render(
     *,
     resolver: Resolver | None = None,
     estimate: bool = False,
+    api: str = "responses",
 ) -> list[Section]:
     """The request as the model sees it, in labelled sections of pieces (see the module docstring).
 
     Raises `UnresolvedError` for state nobody resolved (unless `estimate`), `InvalidRequestError`
     for unreadable images or files, `TypeError` for an object of a kind no rule covers.
     """
-    ctx = _Ctx(request, info, resolver, estimate)
+    ctx = _Ctx(request, info, resolver, estimate, _CHAT_FAMILIES[info.family] if api == "chat" else None)
     fam = ctx.fam
     new = tuple.__new__  # builds a Section without the NamedTuple's Python-level __new__ (half the cost)
     sections: list[Section] = []
     if ctx.instructions:
         # A system (ChatML) or developer (harmony) message; "" adds nothing (§1 [API]).
-        sections.append(new(Section, ("instructions", fam.message(fam.system_role, None, [ctx.instructions]), None)))
+        text = ctx.instructions
+        if fam.system_newline_with_tools and (ctx.has_tools or _has_json_schema(request)):
+            text += "\n"  # Chat Completions: tools and formats join the system message (§11 [FIT])
+        sections.append(new(Section, ("instructions", fam.message(fam.system_role, None, [text]), None)))
     if isinstance(request.tools, list) and request.tools:
-        key = (_info_id(info), bool(ctx.instructions), msgspec.json.encode(request.tools))
+        key = (_info_id(info), fam.name, bool(ctx.instructions), msgspec.json.encode(request.tools))
         tools = _TOOLS.get(key)
         if tools is None:
             tools = (tuple(_tools_pieces(ctx, request.tools)), {})
@@ -293,4 +297,12 @@ def render(
 
 # The priming is the same for every request of a family: one section each, whose counts are shared
 # like the tools' (counted once per encoding, not on every count).
-_PRIMING: Final[dict[str, Section]] = {name: Section("priming", fam.priming, {}) for name, fam in _FAMILIES.items()}
+_PRIMING: Final[dict[str, Section]] = {
+    fam.name: Section("priming", fam.priming, {}) for fam in (*_FAMILIES.values(), *_CHAT_FAMILIES.values())
+}
+
+
+def _has_json_schema(request: g.InputTokenCountRequest) -> bool:
+    return isinstance(request.text, g.TextConfig) and isinstance(
+        request.text.format, g.ResponseFormatTextJSONSchemaConfig
+    )

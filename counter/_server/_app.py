@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import msgspec
 
+from counter._chat import count_chat
 from counter._count import Count, count
 from counter._depth import nesting_exceeds
 from counter._errors import CountTimeoutError, InputTokensError, Remedy, library_remedy
@@ -35,6 +36,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 COUNT_PATHS = frozenset({"/v1/responses/input_tokens", "/responses/input_tokens"})
+# Chat Completions bodies, counted as their usage.prompt_tokens (counter.count_chat). OpenAI has no such
+# route: this server's own, answered in the Responses route's shape (docs/rendering.md §11).
+CHAT_COUNT_PATHS = frozenset({"/v1/chat/completions/input_tokens", "/chat/completions/input_tokens"})
 #: The recording routes, with a record key only: `POST /v1/state/exchanges`, `DELETE /v1/state/{id}`.
 STATE_PREFIX = "/v1/state/"
 RECORD_PATH = "/v1/state/exchanges"
@@ -184,7 +188,8 @@ class _App:
             return await self._state_route(scope, receive, send, content_type, content_length)
         if self._key is not None:
             _authorize(authorization, self._key)
-        if path in COUNT_PATHS:
+        chat = path in CHAT_COUNT_PATHS
+        if path in COUNT_PATHS or chat:
             if method != "POST":
                 _allow(method, path, "POST")
         elif path == "/openapi.json":
@@ -203,14 +208,14 @@ class _App:
             # network, goes on in a thread instead.
             try:
                 result = self._count_sync(
-                    body, min(expires, time.monotonic() + INLINE_SECONDS), self._offline, on_loop=True
+                    body, min(expires, time.monotonic() + INLINE_SECONDS), self._offline, on_loop=True, chat=chat
                 )
             except (CountTimeoutError, _OffTheLoop):
-                result = await self._count(body, expires)
+                result = await self._count(body, expires, chat=chat)
             except InputTokensError as exc:
                 raise self._from_library(exc) from None
         else:
-            result = await self._count(body, expires)
+            result = await self._count(body, expires, chat=chat)
         body = _SUCCESS % result.input_tokens  # == _encoder.encode(result.to_response()), without the dict
         headers = _ESTIMATED if result.estimated else None
         if result.unknown:  # only with unknown="estimate": the paths the schema does not know
@@ -344,7 +349,7 @@ class _App:
         except TimeoutError:
             raise self._timeout() from None
 
-    async def _count(self, body: bytes, expires: float, fetch: bool = False) -> Count:
+    async def _count(self, body: bytes, expires: float, fetch: bool = False, *, chat: bool = False) -> Count:
         """Count a body in a thread, under the request's time limit.
 
         The 504 is sent at the deadline even when the thread is inside a step that cannot be
@@ -357,10 +362,10 @@ class _App:
             work: Awaitable[Count | InputTokensError | _HTTPError | _NeedsNetwork]
             if fetch:
                 work = asyncio.get_running_loop().run_in_executor(
-                    self._fetch_pool, self._count_in_thread, body, expires, True
+                    self._fetch_pool, self._count_in_thread, body, expires, True, chat
                 )
             else:
-                work = asyncio.to_thread(self._count_in_thread, body, expires)
+                work = asyncio.to_thread(self._count_in_thread, body, expires, False, chat)
             result = await asyncio.wait_for(work, budget)
         except TimeoutError:
             raise self._timeout() from None
@@ -372,13 +377,13 @@ class _App:
         if isinstance(result, CountTimeoutError):
             raise self._timeout()
         if isinstance(result, _NeedsNetwork):
-            return await self._count(body, expires, fetch=True)
+            return await self._count(body, expires, fetch=True, chat=chat)
         if isinstance(result, InputTokensError):
             raise self._from_library(result)
         raise result
 
     def _count_in_thread(
-        self, body: bytes, expires: float, fetch: bool = False
+        self, body: bytes, expires: float, fetch: bool = False, chat: bool = False
     ) -> Count | InputTokensError | _HTTPError | _NeedsNetwork:
         """`_count_sync` for a worker thread: its error is returned, without traceback, not raised.
 
@@ -388,7 +393,7 @@ class _App:
         of MB when that happened to a few at once (tests/test_timeout.py).
         """
         try:
-            return self._count_sync(body, expires, self._fetcher if fetch else self._offline)
+            return self._count_sync(body, expires, self._fetcher if fetch else self._offline, chat=chat)
         except (InputTokensError, _HTTPError, _NeedsNetwork) as exc:
             exc.__traceback__ = exc.__cause__ = exc.__context__ = None
             return exc
@@ -407,7 +412,9 @@ class _App:
         self._release_pending = False
         asyncio.get_running_loop().run_in_executor(None, _release_memory)  # a few ms: not on the loop
 
-    def _count_sync(self, body: bytes, expires: float, urls: Resolver | None = None, *, on_loop: bool = False) -> Count:
+    def _count_sync(
+        self, body: bytes, expires: float, urls: Resolver | None = None, *, on_loop: bool = False, chat: bool = False
+    ) -> Count:
         """Count `body`, stopping with `CountTimeoutError` at `expires` (a `time.monotonic()` instant);
         `urls` answers for remote images and files (with --fetch), the state store for the rest.
 
@@ -431,6 +438,8 @@ class _App:
             resolver: Resolver | None = _LOOP_GUARD
         else:
             resolver = with_urls(self.resolver() if has_store else None, urls)
+        if chat:  # chat bodies keep OpenAI's open objects: `unknown` is the Responses schema's (docs/rendering.md §11)
+            return count_chat(body, resolver=resolver, estimate=self.config.estimate, breakdown=False, timeout=left)
         return count(
             body,
             resolver=resolver,

@@ -88,9 +88,32 @@ def openapi_document(*, recording: bool = False) -> dict[str, Any]:
         "operationId": "openapi",
         "responses": {"200": {"description": "This document", "content": {"application/json": {"schema": {}}}}},
     }
+    # Chat Completions bodies (counter.count_chat, docs/rendering.md §11): this server's own route, which
+    # OpenAI does not have; the same answer as the Responses route, the count being `usage.prompt_tokens`.
+    # The chat request's schema, generated like the Responses body's (codegen/chat.py), its defs under
+    # `Chat.` names (both documents have a `ResponseFormatText`, ...).
+    from generated.chat import CHAT_REQUEST_SCHEMA
+
+    chat_schema = json.loads(json.dumps(CHAT_REQUEST_SCHEMA).replace('"#/$defs/', '"#/components/schemas/Chat.'))
+    for name, node in chat_schema.pop("$defs", {}).items():
+        components[f"Chat.{name}"] = node
+    for key in ("$schema", "$id", "$comment"):
+        chat_schema.pop(key, None)
+    components["ChatCompletionRequest"] = chat_schema
+    chat = {
+        **operation,
+        "summary": "Count the prompt tokens of a Chat Completions request (not an OpenAI route)",
+        "operationId": "countChatInputTokens",
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}}},
+        },
+    }
     paths: dict[str, Any] = {
         "/v1/responses/input_tokens": {"post": operation},
         "/responses/input_tokens": {"post": {**operation, "operationId": "countInputTokensShort"}},
+        "/v1/chat/completions/input_tokens": {"post": chat},
+        "/chat/completions/input_tokens": {"post": {**chat, "operationId": "countChatInputTokensShort"}},
         "/healthz": {"get": health},
         "/openapi.json": {"get": openapi},
     }
@@ -103,7 +126,9 @@ def openapi_document(*, recording: bool = False) -> dict[str, Any]:
         "info": {
             "title": "input-tokens",
             "version": "1",
-            "description": "POST /v1/responses/input_tokens, counted offline as OpenAI counts it.",
+            "description": "POST /v1/responses/input_tokens, counted offline as OpenAI counts it; and "
+            "POST /v1/chat/completions/input_tokens (this server's own route: OpenAI has none) for Chat "
+            "Completions bodies, whose count is their usage.prompt_tokens.",
         },
         "paths": paths,
         "components": {"schemas": components, "securitySchemes": schemes},

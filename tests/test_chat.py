@@ -1,0 +1,195 @@
+"""counter.count_chat: the chat body's paths in labels and errors, what changes nothing, estimates."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from typing import Any
+
+import pytest
+
+import counter
+
+BASE: dict[str, Any] = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello, how are you?"}]}
+
+
+def test_a_plain_message_counts_as_on_responses() -> None:
+    assert counter.count_chat_input_tokens(BASE) == 13
+    assert counter.count_chat(BASE).input_tokens == counter.count_input_tokens(
+        {"model": "gpt-4o", "input": "Hello, how are you?"}
+    )
+
+
+def test_generation_parameters_change_nothing() -> None:
+    extra = {
+        "temperature": 0.2,
+        "max_tokens": 5,
+        "stream": True,
+        "n": 2,
+        "stop": ["x"],
+        "seed": 1,
+        "metadata": {"a": "b"},
+    }
+    assert counter.count_chat_input_tokens({**BASE, **extra}) == 13
+
+
+ARGS = '{"city": "Paris"}'
+
+
+def test_labels_are_chat_paths() -> None:
+    body = {
+        "model": "gpt-4o",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": ARGS}}
+            ]},
+            {"role": "tool", "tool_call_id": "c1", "content": "18C"},
+        ],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {
+            "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}],
+    }  # fmt: skip
+    labels = [p.label for p in counter.count_chat(body).breakdown]
+    assert labels == [
+        "messages[0] system",
+        "tools",
+        "messages[1] message",
+        "messages[2].tool_calls[0] function_call",
+        "messages[3] function_call_output",
+        "priming",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "code"),
+    [
+        ({"model": "gpt-4o"}, "messages", "missing_required_parameter"),
+        ({"model": "gpt-4o", "messages": []}, "messages", "empty_array"),
+        ({"model": "gpt-4o", "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role", "invalid_value"),
+        (
+            {"model": "gpt-4o", "messages": [{"role": "tool", "content": "x"}]},
+            "messages[0].tool_call_id",
+            "missing_required_parameter",
+        ),
+        (
+            {"model": "gpt-4o", "messages": [{"role": "user", "content": [{"type": "text", "text": 3}]}]},
+            "messages[0].content[0].text",
+            "invalid_type",
+        ),
+        ({"model": "nope", "messages": [{"role": "user", "content": "x"}]}, "model", "invalid_value"),
+    ],
+)
+def test_errors_name_chat_paths(body: dict[str, Any], param: str, code: str) -> None:
+    with pytest.raises(counter.InvalidRequestError) as info:
+        counter.count_chat(body)
+    assert (info.value.param, info.value.code) == (param, code)
+
+
+def test_not_json_is_openais_parse_error() -> None:
+    with pytest.raises(counter.InvalidRequestError, match="could not parse the JSON body"):
+        counter.count_chat(b"{")
+
+
+def _wav(seconds: float, rate: int = 8000) -> str:
+    frames = b"\x00\x00" * int(seconds * rate)
+    header = b"RIFF" + struct.pack("<I", 36 + len(frames)) + b"WAVEfmt " + struct.pack(
+        "<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16
+    ) + b"data" + struct.pack("<I", len(frames))  # fmt: skip
+    return base64.b64encode(header + frames).decode()
+
+
+def test_audio_is_a_named_estimate() -> None:
+    part = {"type": "input_audio", "input_audio": {"data": _wav(2.0), "format": "wav"}}
+    body = {"model": "gpt-4o-audio-preview", "messages": [{"role": "user", "content": [part]}]}
+    result = counter.count_chat(body)
+    assert result.estimated
+    audio = [p for p in result.breakdown if p.label == "messages[0].content[0] input_audio"]
+    assert [(p.tokens, p.estimated) for p in audio] == [(20, True)]
+
+
+def test_a_name_costs_its_tokens_and_one() -> None:
+    named = {"model": "gpt-4", "messages": [{"role": "user", "name": "example_user", "content": "hi"}]}
+    plain = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}
+    assert counter.count_chat_input_tokens(named) == counter.count_chat_input_tokens(plain) + 3
+
+
+# ------------------------------------------------------------------ the faces
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions/input_tokens", "/chat/completions/input_tokens"])
+def test_server_chat_route(path: str) -> None:
+    from tests.test_server import call
+
+    response = call("POST", path, body={**BASE, "temperature": 0})
+    assert response.status_code == 200
+    assert response.json() == {"object": "response.input_tokens", "input_tokens": 13}
+    error = call("POST", path, body={"model": "gpt-4o", "messages": []})
+    assert error.status_code == 400
+    assert error.json()["error"]["param"] == "messages"
+
+
+def test_cli_api_chat(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from counter._cli import main
+
+    body = tmp_path / "chat.json"
+    body.write_text(json.dumps(BASE))
+    assert main(["count", "--api", "chat", str(body)]) == 0
+    assert json.loads(capsys.readouterr().out)["input_tokens"] == 13
+    assert main(["count", str(body)]) == 1  # a chat body is not a Responses body
+
+
+def test_batch_chat_lines() -> None:
+    from counter._batch import count_line
+
+    line = {"custom_id": "c", "method": "POST", "url": "/v1/chat/completions", "body": {**BASE, "max_tokens": 9}}
+    result, tokens, ok, ignored = count_line(json.dumps(line).encode(), 1)
+    assert (tokens, ok, ignored) == (13, True, ("max_tokens",))
+    assert json.loads(result)["custom_id"] == "c"
+    _, tokens, ok, _ = count_line(json.dumps(BASE).encode(), 2, api="chat")
+    assert (tokens, ok) == (13, True)
+
+
+def test_audit_reads_chat_batch_pairs(tmp_path: Any) -> None:
+    from collections import Counter
+
+    from counter._audit import count_pair, read_work
+
+    line = {"custom_id": "c", "method": "POST", "url": "/v1/chat/completions", "body": BASE}
+    output = {"custom_id": "c", "response": {"status_code": 200, "body": {"usage": {"prompt_tokens": 13}}}}
+    (tmp_path / "in.jsonl").write_text(json.dumps(line) + "\n")
+    (tmp_path / "out.jsonl").write_text(json.dumps(output) + "\n")
+    work, _ = read_work([str(tmp_path / "in.jsonl"), str(tmp_path / "out.jsonl")], Counter())
+    outcomes = [count_pair(w) for w in work]
+    assert [(o.status, o.got, o.expected, o.features[0]) for o in outcomes] == [("counted", 13, 13, "chat")]
+
+
+# ------------------------------------------------------------------ the generated chat request type
+
+
+def test_the_body_is_validated_by_the_generated_chat_type() -> None:
+    import generated.chat
+
+    assert generated.chat.ChatCompletionRequest.__name__ == "ChatCompletionRequest"
+    with pytest.raises(counter.InvalidRequestError) as info:
+        counter.count_chat({**BASE, "temperature": "hot"})
+    assert (info.value.param, info.value.code) == ("temperature", "invalid_type")
+    with pytest.raises(counter.InvalidRequestError) as info:
+        counter.count_chat({**BASE, "reasoning_effort": "extreme"})
+    assert info.value.param == "reasoning_effort"
+    assert "Supported values are" in info.value.message
+
+
+def test_an_unknown_top_level_key_is_openais_chat_error() -> None:
+    with pytest.raises(counter.InvalidRequestError) as info:
+        counter.count_chat({**BASE, "input": "hi"})
+    assert info.value.message == "Unrecognized request argument supplied: input"
+    assert (info.value.param, info.value.code) == (None, None)
+
+
+def test_what_openai_accepted_is_accepted() -> None:
+    # `stop: []` (crew-0281) and keys the document does not name inside messages (aag-0048's siblings).
+    assert counter.count_chat_input_tokens({**BASE, "stop": []}) == 13
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello, how are you?", "charset": "utf-8"}]}
+    assert counter.count_chat_input_tokens(body) == 13
