@@ -1,14 +1,17 @@
 """The batch engine: count a JSONL file of request bodies (or OpenAI Batch API lines), in order,
 on one core or a pool of worker processes. `input-tokens count --jsonl` is its command-line face;
-any other engine (a dataframe function, a cluster recipe) calls the same two functions:
+`counter.arrow` (Ray, Dask, Spark) and any other engine call the same path:
 
+- `count_body(line, *, model, estimate, resolver, calibration) -> LineCount`: one body or Batch line
+  (JSON bytes) counted as data (custom_id, tokens, estimated, model, error, create-only keys
+  ignored), never raising. Every face formats this one result: `count_line` as a JSON line,
+  `counter.arrow` as a table row.
 - `count_line(line, number, *, model, estimate) -> LineResult`: one line, never raising; its result
   line is the JSON that `--jsonl` prints for it (keyed by `line` number, or the Batch line's
   `custom_id`), plus its tokens, whether it counted, and the create-only keys it ignored.
 - `run_batch(source, out, *, jobs, model, estimate, progress) -> Summary`: a whole file (a path, read
   by the workers in byte ranges, or a binary stream, sent to them in chunks), its result lines
-  written to `out` in input order, and the counters the command's summary line reports.
-"""
+  written to `out` in input order, and the counters the command's summary line reports."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from collections import Counter as Tally
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import msgspec
 
@@ -34,9 +37,11 @@ __all__ = [
     "BATCH_URLS",
     "CREATE_ONLY_KEYS",
     "UNRESOLVED_CREATE_KEYS",
+    "LineCount",
     "LineResult",
     "SourceError",
     "Summary",
+    "count_body",
     "count_line",
     "error_payload",
     "run_batch",
@@ -112,26 +117,39 @@ class _LineError(Exception):
         return {"error": {"message": str(self), "type": "invalid_request_error", "param": None, "code": None}}
 
 
-#: One counted line: (the result line, tokens, ok, the create-only keys ignored).
-LineResult = tuple[bytes, int, bool, tuple[str, ...]]
+class LineCount(NamedTuple):
+    """One body's count as data, what every face formats its own way (`count_line`: a JSON line;
+    `counter.arrow`: a table row). Never an exception: a bad body has `error` set and no tokens."""
+
+    #: The Batch API line's `custom_id`, None for a plain body.
+    custom_id: str | None
+    input_tokens: int
+    estimated: bool
+    #: The model counted for; None when the body did not count.
+    model: str | None
+    #: OpenAI's error envelope's inner object (`message`, `type`, `param`, `code`), the remedy worded
+    #: for the command; None when the body counted.
+    error: dict[str, Any] | None
+    #: The create-only keys dropped from a Batch line's body.
+    ignored: tuple[str, ...]
 
 
-def count_line(
+def count_body(
     line: bytes,
-    number: int,
     *,
     model: str | None = None,
     estimate: bool = False,
     resolver: Resolver | None = None,
     calibration: Calibration | None = None,
-) -> LineResult:
-    """Count one JSONL line (a body, or a Batch API line for /v1/responses). Never raises: a bad
-    line, or even a bug, becomes an error result line keyed like the others.
+) -> LineCount:
+    """Count one body, or one Batch API line for /v1/responses (JSON bytes): the one path that
+    `count_line` (`count --jsonl`) and `counter.arrow` share. Never raises: a bad body, or even a
+    bug, is a `LineCount` with `error` set.
 
-    A result line has the total, never the per-section breakdown, so none is built
-    (`breakdown=False`: the same total and `estimated`, without joining every section's text).
-    `resolver` answers for server-side state, as in `count` (a state store: `count --state`)."""
-    key: dict[str, Any] = {"line": number}
+    A result has the total, never the per-section breakdown, so none is built (`breakdown=False`:
+    the same total and `estimated`, without joining every section's text). `resolver` answers for
+    server-side state, as in `count` (a state store: `count --state`)."""
+    custom_id: str | None = None
     ignored: tuple[str, ...] = ()
     estimated = False
     try:
@@ -142,7 +160,7 @@ def count_line(
             )
         else:
             if isinstance(raw["custom_id"], str):
-                key = {"custom_id": raw["custom_id"]}
+                custom_id = raw["custom_id"]
             batch = msgspec.convert(raw, _BatchLine)
             if batch.method.upper() != "POST" or batch.url not in BATCH_URLS:
                 raise _LineError(
@@ -164,18 +182,50 @@ def count_line(
                 body, model=model, resolver=resolver, estimate=estimate, breakdown=False, calibration=calibration
             )
             estimated = bool(unresolved)
-    except (InputTokensError, _LineError) as exc:
-        return _encoder.encode({**key, **error_payload(exc)}), 0, False, ignored
+    except InputTokensError as exc:
+        return LineCount(custom_id, 0, False, None, error_payload(exc)["error"], ignored)
+    except _LineError as exc:  # its own envelope: an invalid_request_error, as OpenAI's Batch API says
+        return LineCount(custom_id, 0, False, None, exc.to_dict()["error"], ignored)
     except msgspec.ValidationError as exc:
-        return _encoder.encode({**key, **error_payload(_LineError(f"Invalid batch line: {exc}"))}), 0, False, ignored
+        error = _LineError(f"Invalid batch line: {exc}").to_dict()["error"]
+        return LineCount(custom_id, 0, False, None, error, ignored)
     except Exception as exc:  # a bug: report the line, keep the batch going
-        error = {"message": f"Internal error counting this line: {type(exc).__name__}: {exc}", "type": "server_error"}
-        return _encoder.encode({**key, "error": {**error, "param": None, "code": None}}), 0, False, ignored
+        message = f"Internal error counting this line: {type(exc).__name__}: {exc}"
+        error = {"message": message, "type": "server_error", "param": None, "code": None}
+        return LineCount(custom_id, 0, False, None, error, ignored)
+    return LineCount(custom_id, result.input_tokens, result.estimated or estimated, result.model, None, ignored)
+
+
+#: One counted line: (the result line, tokens, ok, the create-only keys ignored).
+LineResult = tuple[bytes, int, bool, tuple[str, ...]]
+
+
+def count_line(
+    line: bytes,
+    number: int,
+    *,
+    model: str | None = None,
+    estimate: bool = False,
+    resolver: Resolver | None = None,
+    calibration: Calibration | None = None,
+) -> LineResult:
+    """Count one JSONL line (a body, or a Batch API line for /v1/responses). Never raises: a bad
+    line, or even a bug, becomes an error result line keyed like the others (`count_body`'s result,
+    as the JSON line `--jsonl` prints: keyed by `line` number, or the Batch line's `custom_id`)."""
+    c = count_body(line, model=model, estimate=estimate, resolver=resolver, calibration=calibration)
+    key: dict[str, Any] = {"line": number} if c.custom_id is None else {"custom_id": c.custom_id}
+    if c.error is not None:
+        return _encoder.encode({**key, "error": c.error}), 0, False, c.ignored
     # The same keys as a single count's JSON (`estimated` always there), keyed by line or custom_id.
-    out: dict[str, Any] = {**key, **result.to_response(), "estimated": result.estimated or estimated}
-    if ignored:
-        out["ignored_keys"] = list(ignored)
-    return _encoder.encode(out), result.input_tokens, True, ignored
+    out: dict[str, Any] = {
+        **key,
+        "object": "response.input_tokens",
+        "input_tokens": c.input_tokens,
+        "estimated": c.estimated,
+    }
+    if c.ignored:
+        out["ignored_keys"] = list(c.ignored)
+    return _encoder.encode(out), c.input_tokens, True, c.ignored
 
 
 def _batch_object(line: bytes) -> dict[str, Any] | None:
