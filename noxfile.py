@@ -76,6 +76,19 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def scaleout(session: nox.Session) -> None:
+    """Run docs/scale.md's recipes (Dask, Ray Data, Spark) as written, each checked against
+    `count --jsonl`'s totals (scripts/scaleout.py); not in `nox`: Ray binds to the host's address and
+    Spark needs Java. A recipe whose engine cannot run here is reported as skipped, with why.
+
+    `nox -s scaleout -- dask` runs one recipe; `-- --rows 20000` runs them on more bodies.
+    """
+    _install(session)
+    session.install(".[arrow]", "dask[dataframe,distributed]", "pyspark", "ray[data]", "pandas")
+    session.run("python", "scripts/scaleout.py", *session.posargs)
+
+
+@nox.session
 def fuzz(session: nox.Session) -> None:
     """Coverage-guided fuzzing (atheris) of the decoder, the counter and the image headers; not in `nox`.
 
