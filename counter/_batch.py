@@ -23,7 +23,7 @@ from collections import Counter as Tally
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, NamedTuple, TypeVar
 
 import msgspec
 
@@ -44,7 +44,9 @@ __all__ = [
     "count_body",
     "count_line",
     "error_payload",
+    "in_order",
     "run_batch",
+    "worker_resolver",
 ]
 
 # Keys of a POST /v1/responses (create) body that POST /v1/responses/input_tokens does not take, and
@@ -76,6 +78,7 @@ CREATE_ONLY_KEYS = frozenset(
 UNRESOLVED_CREATE_KEYS = frozenset({"prompt"})
 BATCH_URLS = frozenset({"/v1/responses", "/v1/responses/input_tokens"})
 
+_T = TypeVar("_T")
 _encoder = msgspec.json.Encoder()
 _any_decoder = msgspec.json.Decoder()
 
@@ -253,10 +256,7 @@ def _count_chunk(
     calibration: Calibration | None = None,
     resolver: Resolver | None = None,
 ) -> ChunkResult:
-    if resolver is None and _worker_state is not None:  # in a worker process: its own resolver
-        if isinstance(_worker_state, BaseException):
-            raise _worker_state
-        resolver = _worker_state
+    resolver = worker_resolver(resolver)  # in a worker process: its own
     out: list[bytes] = []
     tokens = errors = 0
     ignored: list[str] = []
@@ -389,6 +389,27 @@ def _results(
         return
     if resolver is not None and open_resolver is None:
         raise ValueError("with jobs other than 1, pass open_resolver: each worker process opens its own")
+    # A regular file is read by the workers, by byte ranges; a pipe (stdin) is sent to them in chunks.
+    tasks: Iterator[tuple[Callable[..., ChunkResult], tuple[Any, ...]]]
+    if path is not None and stream.seekable():
+        path = os.path.abspath(path)
+        tasks = ((_count_range, (path, *r, model, estimate, calibration)) for r in _ranges(stream))
+    else:
+        tasks = ((_count_chunk, (chunk, model, estimate, calibration)) for chunk in _chunks(stream))
+    yield from in_order(tasks, jobs, open_resolver)
+
+
+def in_order(
+    tasks: Iterable[tuple[Callable[..., _T], tuple[Any, ...]]],
+    jobs: int,
+    open_resolver: Callable[[], Resolver] | None = None,
+) -> Iterator[_T]:
+    """Each `(function, arguments)` of `tasks` run in a pool of `jobs` worker processes, the results
+    in task order; every batch face's pool (`run_batch`, `count --parquet`). A worker's function
+    finds its resolver with `worker_resolver`.
+
+    The pool starts before `tasks` is first read, so a generator of tasks may open files (and start
+    threads, as pyarrow does) without making the fork unsafe."""
     import multiprocessing
 
     if sys.platform == "linux":
@@ -399,15 +420,8 @@ def _results(
         context = multiprocessing.get_context("fork")
     else:  # macOS and Windows: fork is unsafe or missing there
         context = multiprocessing.get_context("spawn")
-    # A bounded window of chunks in flight (Pool.imap would read the whole file ahead) keeps memory
+    # A bounded window of tasks in flight (Pool.imap would read the whole file ahead) keeps memory
     # constant on a file of any size, and the results come back in input order.
-    # A regular file is read by the workers, by byte ranges; a pipe (stdin) is sent to them in chunks.
-    tasks: Iterator[tuple[Callable[..., ChunkResult], tuple[Any, ...]]]
-    if path is not None and stream.seekable():
-        path = os.path.abspath(path)
-        tasks = ((_count_range, (path, *r, model, estimate, calibration)) for r in _ranges(stream))
-    else:
-        tasks = ((_count_chunk, (chunk, model, estimate, calibration)) for chunk in _chunks(stream))
     with context.Pool(jobs, initializer=_init_worker, initargs=(open_resolver,)) as pool:
         window: deque[Any] = deque()
         for fn, task in tasks:
@@ -416,6 +430,16 @@ def _results(
                 yield window.popleft().get()
         while window:
             yield window.popleft().get()
+
+
+def worker_resolver(resolver: Resolver | None = None) -> Resolver | None:
+    """`resolver`, else, in a worker process of `in_order`, the one its `open_resolver` opened (the
+    exception it raised, raised here)."""
+    if resolver is None and _worker_state is not None:
+        if isinstance(_worker_state, BaseException):
+            raise _worker_state
+        return _worker_state
+    return resolver
 
 
 class SourceError(Exception):
