@@ -69,10 +69,12 @@ def codegen_check(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: decode and count speed next to the alternatives; then the HTTP server next to a
-    hello-world app on the same stack, and the JSONL batch on one core and on all."""
+    hello-world app on the same stack, and the JSONL batch on one core and on all; then counting at
+    scale: count_table, docs/scale.md's Dask recipe on 2 workers and `count --jsonl --jobs 2`."""
     _install(session, "bench")
     session.run("python", "scripts/bench.py", *session.posargs)
     session.run("python", "scripts/bench_server.py")
+    session.run("python", "scripts/bench_scale.py")
 
 
 @nox.session

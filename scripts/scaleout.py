@@ -118,8 +118,9 @@ def missing(name: str) -> str | None:
     return None
 
 
-def run_recipe(name: str, code: str, folder: pathlib.Path, timeout: float = 900) -> float:
-    """Run one recipe in `folder` (which holds the inputs) as a script; its wall time in seconds."""
+def run_recipe(name: str, code: str, folder: pathlib.Path, timeout: float = 900, warnings: str | None = None) -> float:
+    """Run one recipe in `folder` (which holds the inputs) as a script; its wall time in seconds.
+    `warnings` is a PYTHONWARNINGS value for it and every process it starts (e.g. "error,...")."""
     script = folder / f"recipe_{name}.py"
     script.write_text(code)
     env = {
@@ -128,6 +129,7 @@ def run_recipe(name: str, code: str, folder: pathlib.Path, timeout: float = 900)
         # Spark's Python workers are this Python (with the package), and Spark binds to loopback.
         "PYSPARK_PYTHON": sys.executable,
         "SPARK_LOCAL_IP": "127.0.0.1",
+        **({"PYTHONWARNINGS": warnings} if warnings is not None else {}),
     }
     started = time.perf_counter()
     done = subprocess.run(
