@@ -86,7 +86,7 @@ def scaleout(session: nox.Session) -> None:
     `nox -s scaleout -- dask` runs one recipe; `-- --rows 20000` runs them on more bodies.
     """
     _install(session)
-    session.install(".[arrow]", "dask[dataframe,distributed]", "pyspark", "ray[data]", "pandas")
+    session.install("-e", ".[arrow]", "dask[dataframe,distributed]", "pyspark", "ray[data]", "pandas")
     session.run("python", "scripts/scaleout.py", *session.posargs)
 
 

@@ -39,3 +39,12 @@ def test_the_dask_recipe_counts_what_count_jsonl_counts(tmp_path: pathlib.Path) 
     scaleout.run_recipe("dask", scaleout.recipes()["dask"], tmp_path, timeout=300, warnings=WARNINGS)
     assert sorted(p.name for p in tmp_path.glob("counts-*")) == ["counts-dask-jsonl", "counts-dask-parquet"]
     assert scaleout.check("dask", tmp_path, expected) == []
+
+
+def test_a_recipe_that_cannot_run_is_reported_with_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(scaleout.ENGINES, "spark", (("no_such_module_here",), True))
+    assert scaleout.missing("spark") == "no_such_module_here not installed"
+    monkeypatch.setitem(scaleout.ENGINES, "spark", ((), True))
+    monkeypatch.setattr(scaleout.shutil, "which", lambda name: None)
+    assert "no Java runtime" in (scaleout.missing("spark") or "")
+    assert scaleout.missing("dask") is None
