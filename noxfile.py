@@ -77,10 +77,25 @@ def spec_drift(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: decode and count speed next to the alternatives; then the HTTP server next to a
-    hello-world app on the same stack, and the JSONL batch on one core and on all."""
+    hello-world app on the same stack, and the JSONL batch on one core and on all; then counting at
+    scale: count_table, docs/scale.md's Dask recipe on 2 workers and `count --jsonl --jobs 2`."""
     _install(session, "bench")
     session.run("python", "scripts/bench.py", *session.posargs)
     session.run("python", "scripts/bench_server.py")
+    session.run("python", "scripts/bench_scale.py")
+
+
+@nox.session
+def scaleout(session: nox.Session) -> None:
+    """Run docs/scale.md's recipes (Dask, Ray Data, Spark) as written, each checked against
+    `count --jsonl`'s totals (scripts/scaleout.py); not in `nox`: Ray binds to the host's address and
+    Spark needs Java. A recipe whose engine cannot run here is reported as skipped, with why.
+
+    `nox -s scaleout -- dask` runs one recipe; `-- --rows 20000` runs them on more bodies.
+    """
+    _install(session)
+    session.install("-e", ".[arrow]", "dask[dataframe,distributed]", "pyspark", "ray[data]", "pandas")
+    session.run("python", "scripts/scaleout.py", *session.posargs)
 
 
 @nox.session

@@ -1,18 +1,20 @@
 """The batch engine: count a JSONL file of request bodies (or OpenAI Batch API lines), in order,
 on one core or a pool of worker processes. `input-tokens count --jsonl` is its command-line face;
-any other engine (a dataframe function, a cluster recipe) calls the same two functions:
+`counter.arrow` (Ray, Dask, Spark) and any other engine call the same path:
 
+- `count_body(line, *, model, estimate, resolver, calibration) -> LineCount`: one body or Batch line
+  (JSON bytes) counted as data (custom_id, tokens, estimated, model, error, create-only keys
+  ignored), never raising. Every face formats this one result: `count_line` as a JSON line,
+  `counter.arrow` as a table row.
 - `count_line(line, number, *, model, estimate) -> LineResult`: one line, never raising; its result
   line is the JSON that `--jsonl` prints for it (keyed by `line` number, or the Batch line's
   `custom_id`), plus its tokens, whether it counted, and the create-only keys it ignored.
 - `run_batch(source, out, *, jobs, model, estimate, progress) -> Summary`: a whole file (a path, read
   by the workers in byte ranges, or a binary stream, sent to them in chunks), its result lines
-  written to `out` in input order, and the counters the command's summary line reports.
-"""
+  written to `out` in input order, and the counters the command's summary line reports."""
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import sys
@@ -21,7 +23,7 @@ from collections import Counter as Tally
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, NamedTuple, TypeVar
 
 import msgspec
 
@@ -39,12 +41,16 @@ __all__ = [
     "CHAT_BATCH_URLS",
     "CREATE_ONLY_KEYS",
     "UNRESOLVED_CREATE_KEYS",
+    "LineCount",
     "LineResult",
     "SourceError",
     "Summary",
+    "count_body",
     "count_line",
     "error_payload",
+    "in_order",
     "run_batch",
+    "worker_resolver",
 ]
 
 # Keys of a POST /v1/responses (create) body that POST /v1/responses/input_tokens does not take, and
@@ -79,6 +85,7 @@ BATCH_URLS = frozenset({"/v1/responses", "/v1/responses/input_tokens"})
 CHAT_BATCH_URLS = frozenset({"/v1/chat/completions", "/v1/chat/completions/input_tokens"})
 APIS = ("responses", "chat")
 
+_T = TypeVar("_T")
 _encoder = msgspec.json.Encoder()
 _any_decoder = msgspec.json.Decoder()
 
@@ -120,6 +127,102 @@ class _LineError(Exception):
         return {"error": {"message": str(self), "type": "invalid_request_error", "param": None, "code": None}}
 
 
+class LineCount(NamedTuple):
+    """One body's count as data, what every face formats its own way (`count_line`: a JSON line;
+    `counter.arrow`: a table row). Never an exception: a bad body has `error` set and no tokens."""
+
+    #: The Batch API line's `custom_id`, None for a plain body.
+    custom_id: str | None
+    input_tokens: int
+    estimated: bool
+    #: The model counted for; None when the body did not count.
+    model: str | None
+    #: OpenAI's error envelope's inner object (`message`, `type`, `param`, `code`), the remedy worded
+    #: for the command; None when the body counted.
+    error: dict[str, Any] | None
+    #: The create-only keys dropped from a Batch line's body.
+    ignored: tuple[str, ...]
+    #: What `unknown="estimate"` set aside (paths), when it did.
+    unknown: tuple[str, ...] = ()
+
+
+def count_body(
+    line: bytes,
+    *,
+    model: str | None = None,
+    estimate: bool = False,
+    resolver: Resolver | None = None,
+    calibration: Calibration | None = None,
+    unknown: str = "reject",
+    api: str = "responses",
+) -> LineCount:
+    """Count one body of `api` ("responses" or "chat"), or one Batch API line for /v1/responses or
+    /v1/chat/completions, whose URL decides (JSON bytes): the one path that `count_line`
+    (`count --jsonl`) and `counter.arrow` share. Never raises: a bad body, or even a bug, is a
+    `LineCount` with `error` set.
+
+    A result has the total, never the per-section breakdown, so none is built (`breakdown=False`:
+    the same total and `estimated`, without joining every section's text). `resolver` answers for
+    server-side state, as in `count` (a state store: `count --state`); `unknown="estimate"` sets
+    aside what the Responses schema does not know (chat bodies keep OpenAI's open objects)."""
+    custom_id: str | None = None
+    ignored: tuple[str, ...] = ()
+    estimated = False
+    options: dict[str, Any] = {
+        "model": model,
+        "resolver": resolver,
+        "estimate": estimate,
+        "breakdown": False,
+        "calibration": calibration,
+    }
+    try:
+        raw = _batch_object(line)
+        if raw is None:
+            result = count_chat(line, **options) if api == "chat" else count(line, **options, unknown=unknown)
+        else:
+            if isinstance(raw["custom_id"], str):
+                custom_id = raw["custom_id"]
+            batch = msgspec.convert(raw, _BatchLine)
+            if batch.method.upper() != "POST" or batch.url not in BATCH_URLS | CHAT_BATCH_URLS:
+                raise _LineError(
+                    f"Batch line for {batch.method} {batch.url}: only POST /v1/responses and "
+                    "/v1/chat/completions bodies can be counted."
+                )
+            body = batch.body
+            if batch.url in CHAT_BATCH_URLS:
+                # Keys that only steer generation change nothing (docs/rendering.md §11): reported.
+                ignored = tuple(sorted(k for k in body if k not in CHAT_PROMPT_KEYS))
+                result = count_chat(body, **options)
+            else:
+                ignored = tuple(sorted(k for k in body if k in CREATE_ONLY_KEYS))
+                unresolved = sorted(k for k in body if k in UNRESOLVED_CREATE_KEYS)
+                if unresolved and not estimate:
+                    raise UnresolvedError(
+                        f"'{unresolved[0]}' names a stored prompt template: its text, and so its cost, is not "
+                        "known offline.",
+                        param=unresolved[0],
+                    )
+                if ignored or unresolved:
+                    drop = CREATE_ONLY_KEYS | UNRESOLVED_CREATE_KEYS
+                    body = {k: v for k, v in body.items() if k not in drop}
+                result = count(body, **options, unknown=unknown)
+                estimated = bool(unresolved)
+    except InputTokensError as exc:
+        return LineCount(custom_id, 0, False, None, error_payload(exc)["error"], ignored)
+    except _LineError as exc:  # its own envelope: an invalid_request_error, as OpenAI's Batch API says
+        return LineCount(custom_id, 0, False, None, exc.to_dict()["error"], ignored)
+    except msgspec.ValidationError as exc:
+        error = _LineError(f"Invalid batch line: {exc}").to_dict()["error"]
+        return LineCount(custom_id, 0, False, None, error, ignored)
+    except Exception as exc:  # a bug: report the line, keep the batch going
+        message = f"Internal error counting this line: {type(exc).__name__}: {exc}"
+        error = {"message": message, "type": "server_error", "param": None, "code": None}
+        return LineCount(custom_id, 0, False, None, error, ignored)
+    return LineCount(
+        custom_id, result.input_tokens, result.estimated or estimated, result.model, None, ignored, result.unknown
+    )
+
+
 #: One counted line: (the result line, tokens, ok, the create-only keys ignored).
 LineResult = tuple[bytes, int, bool, tuple[str, ...]]
 
@@ -135,79 +238,27 @@ def count_line(
     unknown: str = "reject",
     api: str = "responses",
 ) -> LineResult:
-    """Count one JSONL line (a body of `api`, "responses" or "chat", or a Batch API line for
-    /v1/responses or /v1/chat/completions, whose URL decides). Never raises: a bad line, or even a
-    bug, becomes an error result line keyed like the others.
-
-    A result line has the total, never the per-section breakdown, so none is built
-    (`breakdown=False`: the same total and `estimated`, without joining every section's text).
-    `resolver` answers for server-side state, as in `count` (a state store: `count --state`);
-    `unknown="estimate"` sets aside what the schema does not know, listed in the line's `unknown`."""
-    key: dict[str, Any] = {"line": number}
-    ignored: tuple[str, ...] = ()
-    estimated = False
-    counted = functools.partial(
-        count,
-        model=model,
-        resolver=resolver,
-        estimate=estimate,
-        breakdown=False,
-        calibration=calibration,
-        unknown=unknown,
+    """Count one JSONL line (`count_body`'s arguments). Never raises: a bad line, or even a bug,
+    becomes an error result line keyed like the others (`count_body`'s result, as the JSON line
+    `--jsonl` prints: keyed by `line` number, or the Batch line's `custom_id`)."""
+    c = count_body(
+        line, model=model, estimate=estimate, resolver=resolver, calibration=calibration, unknown=unknown, api=api
     )
-    try:
-        raw = _batch_object(line)
-        if raw is None:
-            if api == "chat":
-                result = count_chat(
-                    line, model=model, resolver=resolver, estimate=estimate, breakdown=False, calibration=calibration
-                )
-            else:
-                result = counted(line)
-        else:
-            if isinstance(raw["custom_id"], str):
-                key = {"custom_id": raw["custom_id"]}
-            batch = msgspec.convert(raw, _BatchLine)
-            if batch.method.upper() != "POST" or batch.url not in BATCH_URLS | CHAT_BATCH_URLS:
-                raise _LineError(
-                    f"Batch line for {batch.method} {batch.url}: only POST /v1/responses and "
-                    "/v1/chat/completions bodies can be counted."
-                )
-            body = batch.body
-            if batch.url in CHAT_BATCH_URLS:
-                # Keys that only steer generation change nothing (docs/rendering.md §11): reported.
-                ignored = tuple(sorted(k for k in body if k not in CHAT_PROMPT_KEYS))
-                result = count_chat(
-                    body, model=model, resolver=resolver, estimate=estimate, breakdown=False, calibration=calibration
-                )
-            else:
-                ignored = tuple(sorted(k for k in body if k in CREATE_ONLY_KEYS))
-                unresolved = sorted(k for k in body if k in UNRESOLVED_CREATE_KEYS)
-                if unresolved and not estimate:
-                    raise UnresolvedError(
-                        f"'{unresolved[0]}' names a stored prompt template: its text, and so its cost, is not "
-                        "known offline.",
-                        param=unresolved[0],
-                    )
-                if ignored or unresolved:
-                    drop = CREATE_ONLY_KEYS | UNRESOLVED_CREATE_KEYS
-                    body = {k: v for k, v in body.items() if k not in drop}
-                result = counted(body)
-                estimated = bool(unresolved)
-    except (InputTokensError, _LineError) as exc:
-        return _encoder.encode({**key, **error_payload(exc)}), 0, False, ignored
-    except msgspec.ValidationError as exc:
-        return _encoder.encode({**key, **error_payload(_LineError(f"Invalid batch line: {exc}"))}), 0, False, ignored
-    except Exception as exc:  # a bug: report the line, keep the batch going
-        error = {"message": f"Internal error counting this line: {type(exc).__name__}: {exc}", "type": "server_error"}
-        return _encoder.encode({**key, "error": {**error, "param": None, "code": None}}), 0, False, ignored
+    key: dict[str, Any] = {"line": number} if c.custom_id is None else {"custom_id": c.custom_id}
+    if c.error is not None:
+        return _encoder.encode({**key, "error": c.error}), 0, False, c.ignored
     # The same keys as a single count's JSON (`estimated` always there), keyed by line or custom_id.
-    out: dict[str, Any] = {**key, **result.to_response(), "estimated": result.estimated or estimated}
-    if ignored:
-        out["ignored_keys"] = list(ignored)
-    if result.unknown:
-        out["unknown"] = list(result.unknown)
-    return _encoder.encode(out), result.input_tokens, True, ignored
+    out: dict[str, Any] = {
+        **key,
+        "object": "response.input_tokens",
+        "input_tokens": c.input_tokens,
+        "estimated": c.estimated,
+    }
+    if c.ignored:
+        out["ignored_keys"] = list(c.ignored)
+    if c.unknown:
+        out["unknown"] = list(c.unknown)
+    return _encoder.encode(out), c.input_tokens, True, c.ignored
 
 
 def _batch_object(line: bytes) -> dict[str, Any] | None:
@@ -237,10 +288,7 @@ def _count_chunk(
     unknown: str = "reject",
     api: str = "responses",
 ) -> ChunkResult:
-    if resolver is None and _worker_state is not None:  # in a worker process: its own resolver
-        if isinstance(_worker_state, BaseException):
-            raise _worker_state
-        resolver = _worker_state
+    resolver = worker_resolver(resolver)  # in a worker process: its own
     out: list[bytes] = []
     tokens = errors = 0
     ignored: list[str] = []
@@ -384,6 +432,27 @@ def _results(
         return
     if resolver is not None and open_resolver is None:
         raise ValueError("with jobs other than 1, pass open_resolver: each worker process opens its own")
+    # A regular file is read by the workers, by byte ranges; a pipe (stdin) is sent to them in chunks.
+    tasks: Iterator[tuple[Callable[..., ChunkResult], tuple[Any, ...]]]
+    if path is not None and stream.seekable():
+        path = os.path.abspath(path)
+        tasks = ((_count_range, (path, *r, model, estimate, calibration, unknown, api)) for r in _ranges(stream))
+    else:
+        tasks = ((_count_chunk, (chunk, model, estimate, calibration, None, unknown, api)) for chunk in _chunks(stream))
+    yield from in_order(tasks, jobs, open_resolver)
+
+
+def in_order(
+    tasks: Iterable[tuple[Callable[..., _T], tuple[Any, ...]]],
+    jobs: int,
+    open_resolver: Callable[[], Resolver] | None = None,
+) -> Iterator[_T]:
+    """Each `(function, arguments)` of `tasks` run in a pool of `jobs` worker processes, the results
+    in task order; every batch face's pool (`run_batch`, `count --parquet`). A worker's function
+    finds its resolver with `worker_resolver`.
+
+    The pool starts before `tasks` is first read, so a generator of tasks may open files (and start
+    threads, as pyarrow does) without making the fork unsafe."""
     import multiprocessing
 
     if sys.platform == "linux":
@@ -394,15 +463,8 @@ def _results(
         context = multiprocessing.get_context("fork")
     else:  # macOS and Windows: fork is unsafe or missing there
         context = multiprocessing.get_context("spawn")
-    # A bounded window of chunks in flight (Pool.imap would read the whole file ahead) keeps memory
+    # A bounded window of tasks in flight (Pool.imap would read the whole file ahead) keeps memory
     # constant on a file of any size, and the results come back in input order.
-    # A regular file is read by the workers, by byte ranges; a pipe (stdin) is sent to them in chunks.
-    tasks: Iterator[tuple[Callable[..., ChunkResult], tuple[Any, ...]]]
-    if path is not None and stream.seekable():
-        path = os.path.abspath(path)
-        tasks = ((_count_range, (path, *r, model, estimate, calibration, unknown, api)) for r in _ranges(stream))
-    else:
-        tasks = ((_count_chunk, (chunk, model, estimate, calibration, None, unknown, api)) for chunk in _chunks(stream))
     with context.Pool(jobs, initializer=_init_worker, initargs=(open_resolver,)) as pool:
         window: deque[Any] = deque()
         for fn, task in tasks:
@@ -411,6 +473,16 @@ def _results(
                 yield window.popleft().get()
         while window:
             yield window.popleft().get()
+
+
+def worker_resolver(resolver: Resolver | None = None) -> Resolver | None:
+    """`resolver`, else, in a worker process of `in_order`, the one its `open_resolver` opened (the
+    exception it raised, raised here)."""
+    if resolver is None and _worker_state is not None:
+        if isinstance(_worker_state, BaseException):
+            raise _worker_state
+        return _worker_state
+    return resolver
 
 
 class SourceError(Exception):

@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("file", nargs="?", default="-", help="a JSON body (JSONL with --jsonl), or - for stdin (default)")
     c.add_argument("--jsonl", action="store_true", help="one body (or OpenAI Batch API line) per line")
+    c.add_argument(
+        "--parquet",
+        action="store_true",
+        help="FILE is Parquet with a `body` column (JSON text or bytes); the counts go to --output as Parquet "
+        "(needs the arrow extra; docs/scale.md)",
+    )
+    c.add_argument("--output", metavar="OUT", help="with --parquet: the Parquet file to write")
     c.add_argument("--model", help="count for this model instead of the body's")
     c.add_argument(
         "--api",
@@ -202,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.api == "chat" and args.unknown != "reject":
                 # Chat bodies keep OpenAI's open objects (docs/rendering.md §11): nothing to set aside.
                 raise _UsageError("--unknown applies to Responses bodies, not to --api chat")
+            if args.parquet or args.output:
+                return _count_parquet(args)
             if args.jsonl:
                 if args.fetch:
                     raise _UsageError("--fetch counts one body; it does not apply to --jsonl yet")
@@ -430,6 +439,11 @@ def _count_jsonl(args: argparse.Namespace) -> int:
     finally:
         if show:
             sys.stderr.write("\r\033[K")
+    return _report(summary)
+
+
+def _report(summary: Summary) -> int:
+    """A batch's summary on stderr; its exit code."""
     sys.stderr.write(
         f"{summary.lines} lines, {summary.tokens} tokens, {summary.errors} errors in {summary.seconds:.2f}s\n"
     )
@@ -437,6 +451,37 @@ def _count_jsonl(args: argparse.Namespace) -> int:
         keys = ", ".join(f"{k} ({n})" for k, n in sorted(summary.ignored.items()))
         sys.stderr.write(f"ignored create-only keys that do not change the count: {keys}\n")
     return 1 if summary.errors else 0
+
+
+def _count_parquet(args: argparse.Namespace) -> int:
+    """--parquet FILE --output OUT (counter/_parquet.py)."""
+    if not (args.parquet and args.output) or args.file == "-":
+        raise _UsageError("--parquet reads a Parquet FILE (not stdin) and needs --output OUT.parquet, and the reverse")
+    if args.jsonl or args.breakdown or args.fetch or args.jobs < 0:
+        raise _UsageError("--parquet counts a file of bodies: no --jsonl, --breakdown or --fetch, --jobs >= 0")
+    from counter._parquet import ParquetError, count_parquet
+
+    url = _state_url(args, required=False)
+    try:
+        with _store(args) as store:
+            in_workers = store is not None and args.jobs != 1
+            if in_workers:  # each worker opens its own, as for --jsonl
+                store.close()
+            summary = count_parquet(
+                args.file,
+                args.output,
+                jobs=args.jobs,
+                model=args.model,
+                estimate=args.estimate,
+                resolver=None if in_workers else store,
+                open_resolver=functools.partial(open_state, url) if in_workers and url else None,
+                calibration=args.calibration,
+                api=args.api,
+                unknown=args.unknown,
+            )
+    except ParquetError as exc:
+        raise _UsageError(str(exc)) from None
+    return _report(summary)
 
 
 # ------------------------------------------------------------------ state store

@@ -53,3 +53,23 @@ def test_run_batch_refuses_what_it_cannot_read(tmp_path: pathlib.Path) -> None:
         run_batch(tmp_path / "missing.jsonl", io.BytesIO())
     with pytest.raises(ValueError, match="jobs"):
         run_batch(io.BytesIO(), io.BytesIO(), jobs=-1)
+
+
+def test_count_body_is_count_lines_result_as_data() -> None:
+    """The one path every batch face shares: `count_line` only formats `count_body`'s result."""
+    from counter._batch import count_body
+
+    ok = count_body(json.dumps(BATCH_LINE).encode())
+    assert ok == ("a", count_input_tokens(BODY), False, "gpt-4o", None, ("temperature",), ())
+    bad = count_body(b"{broken")
+    assert (bad.custom_id, bad.input_tokens, bad.model) == (None, 0, None)
+    assert bad.error == json.loads(count_line(b"{broken", 1)[0])["error"]
+
+
+def test_a_batch_line_for_another_endpoint_is_an_invalid_request_error() -> None:
+    line = json.dumps({"custom_id": "g", "method": "GET", "url": "/v1/models", "body": {}}).encode()
+    error = json.loads(count_line(line, 1)[0])["error"]
+    assert error["type"] == "invalid_request_error"  # OpenAI's envelope, not the Python class's name
+    assert "only POST /v1/responses" in error["message"]
+    invalid = json.dumps({"custom_id": "h", "method": "POST", "url": "/v1/responses"}).encode()
+    assert json.loads(count_line(invalid, 1)[0])["error"]["type"] == "invalid_request_error"
