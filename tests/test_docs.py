@@ -66,9 +66,15 @@ def _dead(pattern: re.Pattern[str], alive: Callable[[str, Path], bool]) -> list[
     ]
 
 
+def _inside(path: Path) -> bool:
+    """A file of this repository: a path that leaves it (`../shared/...`) exists on one machine only."""
+    return path.resolve().is_relative_to(ROOT.resolve()) and path.is_file()
+
+
 def _resolves(ref: str, citing: Path) -> bool:
-    """A path from the repository root or from the citing file's folder; a bare name anywhere."""
-    if (ROOT / ref).is_file() or (citing.parent / ref).is_file():
+    """A path from the repository root or from the citing file's folder, inside the repository; a
+    bare name anywhere in it."""
+    if _inside(ROOT / ref) or _inside(citing.parent / ref):
         return True
     if "/" not in ref:
         return any(p.is_file() and ".nox" not in p.parts for p in ROOT.rglob(ref))
