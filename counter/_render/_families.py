@@ -130,6 +130,8 @@ class FamilyRules:
     response_format_per_any_of: int = 0  # per `anyOf` in a json_schema format's schema
     system_newline_with_tools: bool = False  # the system text takes a "\n" when tools or a format follow
     single_call_turn: int = 0  # an assistant turn that makes exactly one tool call
+    # per declaration whose first property is a bare `name: string|number|boolean,` line (no comment)
+    undescribed_scalar_first_property: int = 0
     split_first_declaration: bool = True  # the first declaration's head tokenized apart (§2 [FIT])
     pdf_file_extra: int = 0  # added to a PDF file's framing
 
@@ -279,6 +281,11 @@ CHAT_CHATML: Final = replace(
     # An assistant message with exactly one tool call: +2 over the Responses function_call
     # [FIT, §11: aag-0119, aag-0200, aag-0113 (two turns)].
     single_call_turn=2,
+    # A function whose first property has no comment line (no description, no title) and a bare
+    # scalar type (`a: number,`): 1 under the whole block's tokens, per such function, except under
+    # tool_choice "none" [FIT, §11: 25 rows, e.g. lgf-0024, ollm-0003, raix-0003, pydai-0688 (one
+    # tool), ddt-0123, oinf-0020, pydai-0721 (two such tools, -2); odn-0067 (none) keeps the whole].
+    undescribed_scalar_first_property=-1,
 )
 
 CHAT_HARMONY: Final = replace(

@@ -3,6 +3,7 @@ response formats (docs/rendering.md §2, §5)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NamedTuple, TypeAlias
 
@@ -153,6 +154,15 @@ _TOOL_HANDLERS: Final[dict[type, Callable[[_Ctx, Any], _ToolOut]]] = {
 }
 
 
+# The first property line of a declaration's body: a bare scalar, no comment before it (§11).
+_BARE_SCALAR_FIRST: Final = re.compile(r"[^/\s][^\n:]*\??: (?:string|number|boolean),\n")
+
+
+def _bare_scalar_first(decl: tuple[str, ...]) -> bool:
+    """The declaration opens its parameters with `(_: {\\n` and then a bare scalar property."""
+    return len(decl) > 1 and decl[0].endswith("(_: {\n") and _BARE_SCALAR_FIRST.match(decl[1]) is not None
+
+
 def _functions_block(ctx: _Ctx, outs: Sequence[_ToolOut], header: str) -> list[Piece]:
     """`namespace functions {...}` with the first declaration's head tokenized on its own.
 
@@ -192,6 +202,15 @@ def _tools_pieces(ctx: _Ctx, tools: Sequence[Any]) -> list[Piece]:
             pieces.append(
                 Fixed(described * fam.described_noprops_tool, False, "described tools without properties [FIT §2]")
             )
+        bare = sum(1 for o in outs if _bare_scalar_first(o.decl))
+        if bare and fam.undescribed_scalar_first_property:
+            pieces.append(
+                Fixed(
+                    bare * fam.undescribed_scalar_first_property,
+                    False,
+                    "first property a bare scalar without comment, chat [FIT §11]",
+                )
+            )
         if n > 1 and fam.per_extra_tool:
             pieces.append(Fixed((n - 1) * fam.per_extra_tool, False, "per extra tool [FIT §2]"))
         if n == 1 and outs and sum(o.function_noprops for o in outs) == 1 and fam.lone_noprops_tool:
@@ -213,6 +232,14 @@ def _choice_nothing(ctx: _Ctx, choice: Any) -> list[Piece]:
     # "required" adds nothing: pydai-0913/0914; on harmony the named choice adds nothing either:
     # pydai-0286, rllm-0060; pydai-0306 stays 3 over, docs/rendering.md §2].
     tools = ctx.request.tools
+    if choice == "none" and ctx.fam.undescribed_scalar_first_property and isinstance(tools, list):
+        # Under tool_choice "none" the bare-scalar rule does not hold [FIT §11: odn-0067, the one
+        # ChatML chat row with "none"]: the whole block's tokens, as without the rule.
+        bare = sum(
+            1 for t in tools if isinstance(t, g.FunctionTool) and _bare_scalar_first(_tool_function(ctx, t).decl)
+        )
+        if bare:
+            return [Fixed(-bare * ctx.fam.undescribed_scalar_first_property, False, 'tool_choice "none" [FIT §11]')]
     if choice == "required" and isinstance(tools, list) and len(tools) == 1 and isinstance(tools[0], g.FunctionTool):
         return _choice_function(ctx, g.ToolChoiceFunction(name=tools[0].name))
     return []
