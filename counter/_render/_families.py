@@ -282,9 +282,9 @@ CHAT_CHATML: Final = replace(
     # [FIT, §11: aag-0119, aag-0200, aag-0113 (two turns)].
     single_call_turn=2,
     # A function whose first property has no comment line (no description, no title) and a bare
-    # scalar type (`a: number,`): 1 under the whole block's tokens, per such function, except under
-    # tool_choice "none" [FIT, §11: 25 rows, e.g. lgf-0024, ollm-0003, raix-0003, pydai-0688 (one
-    # tool), ddt-0123, oinf-0020, pydai-0721 (two such tools, -2); odn-0067 (none) keeps the whole].
+    # scalar type (`a: number,`): 1 under the whole block's tokens, per such function [FIT, §11:
+    # 25 rows, e.g. lgf-0024, ollm-0003, raix-0003, pydai-0688 (one tool), ddt-0123, oinf-0020,
+    # pydai-0721 (two such tools, -2); against it odn-0067, 1 under with it: a strict xfail].
     undescribed_scalar_first_property=-1,
 )
 

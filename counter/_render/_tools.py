@@ -232,14 +232,6 @@ def _choice_nothing(ctx: _Ctx, choice: Any) -> list[Piece]:
     # "required" adds nothing: pydai-0913/0914; on harmony the named choice adds nothing either:
     # pydai-0286, rllm-0060; pydai-0306 stays 3 over, docs/rendering.md §2].
     tools = ctx.request.tools
-    if choice == "none" and ctx.fam.undescribed_scalar_first_property and isinstance(tools, list):
-        # Under tool_choice "none" the bare-scalar rule does not hold [FIT §11: odn-0067, the one
-        # ChatML chat row with "none"]: the whole block's tokens, as without the rule.
-        bare = sum(
-            1 for t in tools if isinstance(t, g.FunctionTool) and _bare_scalar_first(_tool_function(ctx, t).decl)
-        )
-        if bare:
-            return [Fixed(-bare * ctx.fam.undescribed_scalar_first_property, False, 'tool_choice "none" [FIT §11]')]
     if choice == "required" and isinstance(tools, list) and len(tools) == 1 and isinstance(tools[0], g.FunctionTool):
         return _choice_function(ctx, g.ToolChoiceFunction(name=tools[0].name))
     return []
