@@ -529,14 +529,7 @@ def _count_chat(
     calibration: Calibration | None = None,
     collect: Estimates | None = None,
 ) -> Count:
-    deadline = None
-    token = None
-    if timeout is not None:
-        if not timeout > 0:
-            raise ValueError(f"timeout must be a number of seconds > 0 or None, got {timeout!r}")
-        deadline = (_deadline.monotonic() + timeout, timeout)
-        token = _deadline.use(deadline)
-    try:
+    with _deadline.within(timeout) as deadline:
         out = translate_chat(body)
         raw_tools_key = "tools" if "tools" in out.body and not _uses_functions(body) else "functions"
         try:
@@ -550,9 +543,6 @@ def _count_chat(
             )  # fmt: skip
         except InvalidRequestError as exc:
             raise _chat_error(exc, out, raw_tools_key) from None
-    finally:
-        if token is not None:
-            _deadline.reset(token)
 
 
 def _uses_functions(body: ChatBody) -> bool:

@@ -142,16 +142,8 @@ def _count(
     collect: Estimates | None = None,
     unknown: str = "reject",
 ) -> Count:
-    if timeout is None:
-        return _count_body(body, model, resolver, estimate, breakdown, None, calibration, collect, unknown)
-    if not timeout > 0:  # also refuses NaN
-        raise ValueError(f"timeout must be a number of seconds > 0 or None, got {timeout!r}")
-    deadline = (_deadline.monotonic() + timeout, timeout)
-    token = _deadline.use(deadline)
-    try:
+    with _deadline.within(timeout) as deadline:
         return _count_body(body, model, resolver, estimate, breakdown, deadline, calibration, collect, unknown)
-    finally:
-        _deadline.reset(token)
 
 
 def _count_body(

@@ -10,13 +10,15 @@ thread (the server counts large bodies in threads) sees only its own count's dea
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Final
 
 from counter._errors import CountTimeoutError
 
-__all__ = ["Deadline", "check", "current", "monotonic", "reset", "use"]
+__all__ = ["Deadline", "check", "current", "monotonic", "reset", "use", "within"]
 
 #: (the `time.monotonic()` instant after which counting stops, the timeout in seconds it came from).
 Deadline = tuple[float, float]
@@ -33,3 +35,21 @@ def check() -> None:
     deadline = _current.get()
     if deadline is not None and monotonic() > deadline[0]:
         raise CountTimeoutError(deadline[1])
+
+
+@contextlib.contextmanager
+def within(timeout: float | None) -> Iterator[Deadline | None]:
+    """The deadline of a count given `timeout` seconds (None: no deadline), set for the block.
+
+    Raises `ValueError` for a timeout that is not a number of seconds > 0 (NaN included)."""
+    if timeout is None:
+        yield None
+        return
+    if not timeout > 0:  # also refuses NaN
+        raise ValueError(f"timeout must be a number of seconds > 0 or None, got {timeout!r}")
+    deadline = (monotonic() + timeout, timeout)
+    token = _current.set(deadline)
+    try:
+        yield deadline
+    finally:
+        _current.reset(token)
