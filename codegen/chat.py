@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PATH = "/chat/completions"
 ROOT_CLASS = "ChatCompletionRequest"
 SOURCE_DIR = ROOT / "schema" / "openapi" / "chat"
-PROVENANCE_PATH = SOURCE_DIR / "PROVENANCE.json"
 SCHEMA_FILE = "schema/chat_request.schema.json"
 
 HEADER = (
@@ -138,34 +137,15 @@ def normalize(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def vendored_source() -> Path:
-    provenance = json.loads(PROVENANCE_PATH.read_text(encoding="utf-8"))
-    return SOURCE_DIR / str(provenance["file"])
+    return ingest.vendored_file(SOURCE_DIR)
 
 
 def vendor(source: str, *, commit: str | None, date: str | None) -> Path:
     """Extract the chat request's closure of a document into schema/openapi/chat/, replacing the vendored one."""
-    data = ingest.read_bytes(source)
-    closure = ingest.extract(ingest.parse(data), PATH)
-    text = ingest.dumps(closure)
-    short = (commit or ingest.sha256(data))[:7]
-    name = f"CreateChatCompletionRequest-{date or 'undated'}-{short}.json"
-    SOURCE_DIR.mkdir(parents=True, exist_ok=True)
-    for old in SOURCE_DIR.glob("CreateChatCompletionRequest-*.json"):
-        old.unlink()
-    (SOURCE_DIR / name).write_text(text, encoding="utf-8")
-    provenance = {
-        "file": name,
-        "source": source if not Path(source).exists() else Path(source).name,
-        "repository": "openai/openai-openapi",
-        "commit": commit,
-        "date": date,
-        "document_sha256": ingest.sha256(data),
-        "closure_sha256": ingest.sha256(text.encode("utf-8")),
-        "schemas": len(closure["components"]["schemas"]),
-        "license": "MIT, see ../LICENSE",
-    }
-    PROVENANCE_PATH.write_text(json.dumps(provenance, indent=1) + "\n", encoding="utf-8")
-    return SOURCE_DIR / name
+    return ingest.vendor_closure(
+        source, directory=SOURCE_DIR, prefix="CreateChatCompletionRequest", commit=commit, date=date,
+        license_note="MIT, see ../LICENSE", path=PATH,
+    )  # fmt: skip
 
 
 def init_module(models: str, public: set[str], class_re: Any) -> str:

@@ -610,8 +610,7 @@ def normalize(document: dict[str, Any], overlay: dict[str, Any] | None = None) -
 
 
 def vendored_source() -> Path:
-    provenance = json.loads(PROVENANCE_PATH.read_text(encoding="utf-8"))
-    return SOURCE_DIR / str(provenance["file"])
+    return ingest.vendored_file(SOURCE_DIR)
 
 
 def pinned_kind() -> str:
@@ -686,28 +685,10 @@ def render_chat() -> dict[str, str]:
 
 def vendor(source: str, *, commit: str | None, date: str | None) -> Path:
     """Extract the closure of another document into schema/openapi/, replacing the vendored one."""
-    data = ingest.read_bytes(source)
-    closure = ingest.extract(ingest.parse(data))
-    text = ingest.dumps(closure)
-    short = (commit or ingest.sha256(data))[:7]
-    name = f"TokenCountsBody-{date or 'undated'}-{short}.json"
-    previous = json.loads(PROVENANCE_PATH.read_text(encoding="utf-8")) if PROVENANCE_PATH.exists() else {}
-    for old in SOURCE_DIR.glob("TokenCountsBody-*.json"):
-        old.unlink()
-    (SOURCE_DIR / name).write_text(text, encoding="utf-8")
-    provenance = {
-        "file": name,
-        "source": source if not Path(source).exists() else Path(source).name,
-        "repository": previous.get("repository", "openai/openai-openapi"),
-        "commit": commit,
-        "date": date,
-        "document_sha256": ingest.sha256(data),
-        "closure_sha256": ingest.sha256(text.encode("utf-8")),
-        "schemas": len(closure["components"]["schemas"]),
-        "license": "MIT, see LICENSE beside this file",
-    }
-    PROVENANCE_PATH.write_text(json.dumps(provenance, indent=1) + "\n", encoding="utf-8")
-    return SOURCE_DIR / name
+    return ingest.vendor_closure(
+        source, directory=SOURCE_DIR, prefix="TokenCountsBody", commit=commit, date=date,
+        license_note="MIT, see LICENSE beside this file",
+    )  # fmt: skip
 
 
 def change_report(old: dict[str, Any] | None, new: dict[str, Any]) -> str:

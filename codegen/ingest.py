@@ -141,3 +141,46 @@ def to_json_schema(document: dict[str, Any], title: str, path: str = PATH) -> di
         **{k: v for k, v in body.items() if k != "title"},
         "$defs": {name: rewrite(node) for name, node in schemas.items() if name != root},
     }
+
+
+def vendor_closure(
+    source: str,
+    *,
+    directory: Path,
+    prefix: str,
+    commit: str | None,
+    date: str | None,
+    license_note: str,
+    path: str = PATH,
+) -> Path:
+    """Extract the closure of `path`'s request body from the document at `source` into `directory`,
+    as `{prefix}-{date}-{commit}.json` beside a `PROVENANCE.json`, replacing what was vendored there."""
+    provenance_path = directory / "PROVENANCE.json"
+    data = read_bytes(source)
+    closure = extract(parse(data), path)
+    text = dumps(closure)
+    name = f"{prefix}-{date or 'undated'}-{(commit or sha256(data))[:7]}.json"
+    previous = json.loads(provenance_path.read_text(encoding="utf-8")) if provenance_path.exists() else {}
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob(f"{prefix}-*.json"):
+        old.unlink()
+    (directory / name).write_text(text, encoding="utf-8")
+    provenance = {
+        "file": name,
+        "source": source if not Path(source).exists() else Path(source).name,
+        "repository": previous.get("repository", "openai/openai-openapi"),
+        "commit": commit,
+        "date": date,
+        "document_sha256": sha256(data),
+        "closure_sha256": sha256(text.encode("utf-8")),
+        "schemas": len(closure["components"]["schemas"]),
+        "license": license_note,
+    }
+    provenance_path.write_text(json.dumps(provenance, indent=1) + "\n", encoding="utf-8")
+    return directory / name
+
+
+def vendored_file(directory: Path) -> Path:
+    """The closure vendored in `directory`, as its `PROVENANCE.json` names it."""
+    provenance = json.loads((directory / "PROVENANCE.json").read_text(encoding="utf-8"))
+    return directory / str(provenance["file"])
