@@ -80,7 +80,7 @@ class _OffTheLoop(Exception):
 
 
 class _LoopGuard(Resolver):
-    """The resolver of counts on the event loop: any question to the store stops the count there."""
+    """The resolver of counts on the event loop: any question (to the store or the network) stops the count there."""
 
     def items_before(self, previous_response_id: str | None, conversation_id: str | None) -> None:
         raise _OffTheLoop
