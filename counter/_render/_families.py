@@ -134,6 +134,9 @@ class FamilyRules:
     undescribed_scalar_first_property: int = 0
     split_first_declaration: bool = True  # the first declaration's head tokenized apart (§2 [FIT])
     pdf_file_extra: int = 0  # added to a PDF file's framing
+    # an assistant message in history, when a json_schema format is set, is addressed to the format:
+    # `assistant to=NAME`, tokenized whole as a call's header is
+    assistant_to_format: bool = False
 
 
 # Hosted tools: the text shown to the model is not public. Each constant is fitted on one request
@@ -278,6 +281,13 @@ CHAT_CHATML: Final = replace(
     # mira-0196..0201 without a system message, crew-0249/0321/0597 with one].
     response_format_framing_with_tools=1,
     response_format_per_any_of=3,
+    # With a json_schema format, an assistant message in history is rendered as if addressed to the
+    # format: `<|im_start|>assistant to=NAME<|im_sep|>TEXT<|im_end|>`, the header tokenized whole as a
+    # call's (§3) [FIT, §11: T(" to=NAME") is the whole miss on 8 rows of 3 schemas: ScoreOutput
+    # crew-0593, crew-0599, crew-1135, crew-1315, crew-1332, crew-1334 (+4), SimpleOutput crew-0250
+    # (+4), int mira-0079 (+2); no json_schema row with an assistant message fits without it]. Not on
+    # Responses: mira-0061 (the same conversation as mira-0079) is exact with a plain `assistant`.
+    assistant_to_format=True,
     # An assistant message with exactly one tool call: +2 over the Responses function_call
     # [FIT, §11: aag-0119, aag-0200, aag-0113 (two turns)].
     single_call_turn=2,

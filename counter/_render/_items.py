@@ -25,7 +25,16 @@ def _item_message(ctx: _Ctx, i: int, item: g.Message) -> list[Piece]:
     if role == "assistant" and fam.assistant_channel is not None and ctx.info.assistant_channel:
         # `phase` probably names the channel, same cost [GUESS §1].
         channel = "commentary" if item.phase == "commentary" else fam.assistant_channel
+    elif role == "assistant" and fam.assistant_to_format and (name := _json_schema_name(ctx)) is not None:
+        role = f"assistant to={name}"  # chat with a json_schema format (docs/rendering.md §11 [FIT])
     return fam.message(role, channel, _content(ctx, item.content, i, "content", "message"))
+
+
+def _json_schema_name(ctx: _Ctx) -> str | None:
+    text = ctx.request.text
+    if isinstance(text, g.TextConfig) and isinstance(text.format, g.ResponseFormatTextJSONSchemaConfig):
+        return text.format.name
+    return None
 
 
 def _neighbour_is_call(ctx: _Ctx, i: int) -> bool:

@@ -290,21 +290,35 @@ def _format_json_schema(ctx: _Ctx, fmt: g.ResponseFormatTextJSONSchemaConfig) ->
         why = "response format framing [FIT §5]" + (" next to instructions/tools: estimate" if estimated else "")
         out.append(Fixed(framing, estimated, why, "response_format_framing"))
     if fam.response_format_per_any_of:
-        any_of = _count_any_of(fmt.schema)
+        any_of = _count_nullable_any_of(fmt.schema)
         if any_of:
             out.append(
-                Fixed(any_of * fam.response_format_per_any_of, False, f"{any_of} anyOf in a chat format [FIT §11]")
+                Fixed(
+                    any_of * fam.response_format_per_any_of,
+                    False,
+                    f"{any_of} nullable anyOf in a chat format [FIT §11]",
+                )
             )
     return out
 
 
-def _count_any_of(schema: Any) -> int:
-    """How many `anyOf` keywords a JSON Schema holds, at any depth."""
+def _count_nullable_any_of(schema: Any) -> int:
+    """How many nullable `anyOf` keywords (one branch `{"type": "null"}`) a JSON Schema holds, at any depth.
+
+    Only those cost the chat +3 (docs/rendering.md §11 [FIT]): a union of two objects without a null
+    branch adds nothing (pydai-0141, pydai-0605, exact with tools and without the +3).
+    """
     if isinstance(schema, Mapping):
-        return ("anyOf" in schema) + sum(_count_any_of(v) for v in schema.values())
+        any_of = schema.get("anyOf")
+        nullable = isinstance(any_of, list) and any(_is_null_type(b) for b in any_of)
+        return nullable + sum(_count_nullable_any_of(v) for v in schema.values())
     if isinstance(schema, list):
-        return sum(_count_any_of(v) for v in schema)
+        return sum(_count_nullable_any_of(v) for v in schema)
     return 0
+
+
+def _is_null_type(branch: Any) -> bool:
+    return isinstance(branch, Mapping) and branch.get("type") == "null"
 
 
 _FORMAT_HANDLERS: Final[dict[type, Callable[[_Ctx, Any], list[Piece]]]] = {
