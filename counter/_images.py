@@ -330,7 +330,8 @@ def tile_tokens(width: int, height: int, rule: TileRule, detail: str) -> int:
 
 
 def patch_tokens(width: int, height: int, rule: PatchRule, detail: str) -> int:
-    """``floor(patches * multiplier) + extra`` with OpenAI's documented shrink-to-budget step.
+    """``floor(patches * multiplier) + extra`` (``ceil`` where the rule rounds up) with OpenAI's
+    documented shrink-to-budget step.
 
     ``detail: low`` costs the same as ``high`` [API forum, docs/rendering.md §6]; ``original`` uses
     the larger budget where the model has one.
@@ -351,7 +352,11 @@ def patch_tokens(width: int, height: int, rule: PatchRule, detail: str) -> int:
         shrink *= min(math.floor(fw) / fw, math.floor(fh) / fh)
         rw, rh = math.floor(w * shrink), math.floor(h * shrink)
         patches = min(budget, math.ceil(rw / p) * math.ceil(rh / p))
-    return math.floor(patches * rule.multiplier) + rule.extra
+    product = patches * rule.multiplier
+    if rule.round_up:
+        # round() first: 130 * 1.2 is 156.00000000000003 in floats, a whole 156 all the same.
+        return math.ceil(round(product, 9)) + rule.extra
+    return math.floor(product) + rule.extra
 
 
 def image_tokens(width: int, height: int, rule: ImageRule, detail: str = "auto") -> int:

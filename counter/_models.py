@@ -80,6 +80,7 @@ class PatchRule:
     original_budget: int | None = None
     original_max_side: int | None = None
     extra: int = 2
+    round_up: bool = False  # ceil instead of floor of patches * multiplier
 
 
 ImageRule = TileRule | PatchRule
@@ -122,7 +123,10 @@ _TILE_CUA: Final = TileRule(65, 129, short_side=512)
 _PATCH_41_MINI: Final = PatchRule(1.62)
 _PATCH_41_NANO: Final = PatchRule(2.46)
 _PATCH_O4: Final = PatchRule(1.72)
-_PATCH_5_MINI: Final = PatchRule(1.2)
+# gpt-5-mini rounds up: a 597x566 jpeg (342 patches, 410.4) costs 413 [FIT, docs/rendering.md §6: one
+# image in 5 chat rows, pydai-0067, pydai-0346, pydai-0350, pydai-0354, pydai-0546; a whole product,
+# 400x301 -> 156 + 2, pydai-0055, cannot tell]. A multiplier in [1.2018, 1.2047) with floor fits too.
+_PATCH_5_MINI: Final = PatchRule(1.2, round_up=True)
 _PATCH_5_NANO: Final = PatchRule(1.5)
 _PATCH_52: Final = PatchRule(1.2)
 # gpt-5.4 / gpt-5.5: budget 2500 within 2048 px, `original` 10000 within 6000 px [OFF docs];

@@ -38,8 +38,8 @@ CALLS_WITHOUT_TOOLS = (
     "a tool-call history without `tools` in the request: the one-call turn costs +1 or -1, not +2 (§11)"
 )
 HARMONY_TOOLS = (
-    "harmony tools through chat: o3-mini has no 84-token preamble, gpt-5-mini tool loops with "
-    "images are 5 under, gpt-5-nano with three tools 5 over (§11)"
+    "harmony tools through chat: o3-mini has no 84-token preamble and its tool loops fit no form, "
+    "gpt-5-nano with three tools 5 under, gpt-5 (ddt-0073) 9 under, gpt-5-mini with a system message 2 under (§11)"
 )
 OTHER = (
     "other: harmony content lists of several text parts 1 under, o1-mini +1, gpt-5 image estimate, "
@@ -211,12 +211,6 @@ KNOWN_MISSES: dict[str, tuple[str, ...]] = {
         "crew-0169",
         "ddt-0073",
         "mira-0400",
-        "pydai-0055",
-        "pydai-0067",
-        "pydai-0346",
-        "pydai-0350",
-        "pydai-0354",
-        "pydai-0546",
     ),
     OTHER: (
         "crew-0005",

@@ -85,6 +85,14 @@ def _harmony_output(sender: str, body: Sequence[Piece], ongoing: bool) -> list[P
     return [START, sender, _TO_ASSISTANT, CHANNEL, _COMMENTARY, MESSAGE, *body, END]
 
 
+def _harmony_chat_output(sender: str, body: Sequence[Piece], ongoing: bool) -> list[Piece]:
+    # Through Chat Completions a tool message is always in the short form, also before a later user
+    # message: <|start|>functions.NAME<|message|>OUT<|end|> [FIT, docs/rendering.md §11: gpt-5-mini
+    # loops whose tool output is followed by a user message with an image, pydai-0067, pydai-0346 ...,
+    # were 5 over with the long form, exactly T(" to=assistant") + <|channel|> + T("commentary")].
+    return _harmony_output(sender, body, True)
+
+
 def _chatml_output(sender: str, body: Sequence[Piece], ongoing: bool) -> list[Piece]:
     # 3 + T("functions.NAME") + T(OUTPUT) (docs/rendering.md §3 [API]).
     return [IM_START, sender, IM_SEP, *body, IM_END]
@@ -307,9 +315,11 @@ CHAT_HARMONY: Final = replace(
     tools_framing=84,
     tools_framing_with_instructions=82,
     split_first_declaration=False,  # as on ChatML [estimate: the harmony chat rows do not tell]
-    # A PDF: 207 more [FIT, §11: one PDF in 7 rows of one source, pydai-0020 ...; pydai-0487 is 4
-    # under]; harmony's file framing stays an estimate, as on Responses (§7).
-    pdf_file_extra=207,
+    output=_harmony_chat_output,
+    # A PDF: 213 more [FIT, §11: one PDF in 7 rows of one source, pydai-0020 ..., each after a tool
+    # output, now in the short form (207 with the long form); pydai-0487, a file without text, is 4
+    # over]; harmony's file framing stays an estimate, as on Responses (§7).
+    pdf_file_extra=213,
     single_call_turn=2,  # [FIT, §11: pydai-0318, pydai-0950 ... pydai-0965, +2 per turn]
 )
 
