@@ -18,7 +18,7 @@ import base64
 import binascii
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -31,7 +31,7 @@ from counter._errors import InvalidRequestError
 from counter._models import ModelInfo
 from counter._pieces import Fixed, Piece
 from counter._render import Section
-from counter._render._families import _CHAT_FAMILIES
+from counter._render._families import _CHAT_FAMILIES, IM_START
 from counter._resolve import Resolver
 from generated.chat import CHAT_REQUEST_SCHEMA, ChatCompletionRequest
 
@@ -484,16 +484,25 @@ def _chat_error(exc: InvalidRequestError, out: _Translation, tools_key: str) -> 
 _SINGLE_CALL_WHY: Final = "assistant turn with one tool call, chat framing [FIT §11]"
 
 
-def _name_pieces(name: str | None) -> list[Piece]:
-    # A message's `name`: T(name) + 1 [OFF: OpenAI cookbook's "tokens_per_name = 1"; API: cookbook-02,
-    # cookbook-08, hmarr-02, hmarr-05 on cl100k; the o200k rows oinf-0030/0032 are 1 over, §11].
-    return [] if name is None else [name, Fixed(1, False, "message name [OFF/API §11]")]
+def _named(pieces: Sequence[Piece], name: str | None, chatml: bool) -> list[Piece]:
+    """A message's pieces with its `name` (docs/rendering.md §11)."""
+    if name is None:
+        return list(pieces)
+    if chatml and len(pieces) > 1 and pieces[0] is IM_START and isinstance(pieces[1], str):
+        # <|im_start|>ROLE:NAME<|im_sep|>, the header tokenized whole [FIT, §11: cl100k cookbook-02,
+        # cookbook-08, cookbook-09, hmarr-02, hmarr-05, where it is T(name) + 1 as in OpenAI's cookbook
+        # ("tokens_per_name = 1"); o200k oinf-0028, oinf-0030, oinf-0032, where the name "user" on a
+        # user message costs 1 ("user:user" is 2 tokens) and "primary", "critic" 2].
+        return [pieces[0], f"{pieces[1]}:{name}", *pieces[2:]]
+    # Harmony: T(name) + 1 as the cookbook says [estimate: no harmony row has a name; not flagged].
+    return [*pieces, name, Fixed(1, False, "message name [OFF §11]")]
 
 
 def _chat_sections(out: _Translation, sections: list[Section], info: ModelInfo) -> list[Section]:
     """The rendered sections under chat labels, with the chat pieces that have no Responses field."""
     single = frozenset(out.single_calls)
     single_cost = _CHAT_FAMILIES[info.family].single_call_turn
+    chatml = info.family == "chatml"
     result: list[Section] = []
     for section in sections:
         label = section.label
@@ -501,15 +510,15 @@ def _chat_sections(out: _Translation, sections: list[Section], info: ModelInfo) 
             index, _, kind = label[6:].partition("] ")
             k = int(index)
             label = f"{out.params[k]} {kind}"
-            extra = _name_pieces(out.names.get(k))
+            pieces = _named(section.pieces, out.names.get(k), chatml)
             if k in single and single_cost:
-                extra.append(Fixed(single_cost, False, _SINGLE_CALL_WHY))
-            result.append(Section(label, [*section.pieces, *extra]) if extra else Section(label, section.pieces))
+                pieces.append(Fixed(single_cost, False, _SINGLE_CALL_WHY))
+            result.append(Section(label, pieces))
             continue
         if label == "instructions":
             label = out.instructions_param
             if out.instructions_name is not None:
-                result.append(Section(label, [*section.pieces, *_name_pieces(out.instructions_name)]))
+                result.append(Section(label, _named(section.pieces, out.instructions_name, chatml)))
                 continue
         elif label == "text.format":
             label = "response_format"
