@@ -310,10 +310,12 @@ CHAT_HARMONY: Final = replace(
     HARMONY,
     name="harmony-chat",
     api="chat",
-    # Tools on harmony models through chat: T(section) + 84 (a hidden tools preamble), 82 with a
-    # system message [FIT, §11: gpt-5-mini, 44 rows, e.g. pydai-0013; mira-0400 with a system message].
+    # Tools on harmony models through chat: T(section) + 84 (a hidden tools preamble) [FIT, §11:
+    # gpt-5-mini, 44 rows, e.g. pydai-0013], the same with a system message: mira-0400, the one
+    # gpt-5-mini row with one, is exact with 84 (it was 2 under with the 82 once written here, which no
+    # row confirmed); crew-0089 (gpt-5-nano, three tools) is 3 under either way, a miss.
     tools_framing=84,
-    tools_framing_with_instructions=82,
+    tools_framing_with_instructions=84,
     split_first_declaration=False,  # as on ChatML [estimate: the harmony chat rows do not tell]
     output=_harmony_chat_output,
     # A PDF: 213 more [FIT, §11: one PDF in 7 rows of one source, pydai-0020 ..., each after a tool
