@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 import struct
 from collections.abc import Mapping
@@ -64,12 +65,14 @@ PROMPT_KEYS: Final = frozenset(
 class _Translation:
     """A chat body as a Responses body, and what the Responses body cannot say."""
 
-    __slots__ = ("audio", "body", "instructions_name", "instructions_param", "names", "params", "single_calls")
+    __slots__ = ("audio", "body", "compacted", "instructions_name", "instructions_param", "names", "params",
+                 "single_calls")  # fmt: skip
 
     def __init__(self) -> None:
         self.body: dict[str, Any] = {}
         self.params: list[str] = []  # the chat path of each input item
         self.single_calls: list[int] = []  # input indexes of calls that are an assistant turn's only one
+        self.compacted: list[int] = []  # input indexes of calls whose arguments were re-serialized
         self.audio: list[tuple[str, Fixed]] = []  # (chat path, estimated cost) of input_audio parts
         self.instructions_param = ""
         self.instructions_name: str | None = None
@@ -274,6 +277,28 @@ def _response_format(fmt: Any) -> dict[str, Any]:
     return out
 
 
+def _compact_arguments(arguments: Any) -> Any:
+    """A tool call's arguments as chat shows them to the model: the JSON re-serialized compactly.
+
+    Chat parses `tool_calls[].function.arguments` and writes it back without spaces (`", "` -> `","`,
+    `": "` -> `":"`), non-ASCII kept as is; a text that is not JSON is kept as sent [FIT, §11: the 13
+    tool-call histories without `tools` (`ollm-0104`, `pydai-0658` ...: 1 or 3 under as sent) and 7
+    with tools (`crew-0076`, `crew-0208`, `mira-0051`, `ollm-0029` ...) become exact, the 133 exact
+    ChatML rows with calls are unchanged; non-ASCII: `crew-1220`, `oinfh-0027`]."""
+    if not isinstance(arguments, str):
+        return arguments
+    try:
+        value = json.loads(arguments, parse_constant=_no_constant)
+    except ValueError:
+        return arguments
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _no_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON: such arguments are kept as sent.
+    raise ValueError(name)
+
+
 def _message(out: _Translation, i: int, message: Any) -> None:
     items, params = out.body["input"], out.params
     param = f"messages[{i}]"
@@ -327,8 +352,11 @@ def _message(out: _Translation, i: int, message: Any) -> None:
                 fn = call.get("function")
                 if not isinstance(fn, Mapping):
                     raise _missing(f"{where}.function")
+                arguments = _compact_arguments(fn.get("arguments"))
+                if arguments != fn.get("arguments"):
+                    out.compacted.append(len(items))
                 items.append({"type": "function_call", "call_id": call.get("id"), "name": fn.get("name"),
-                              "arguments": fn.get("arguments")})  # fmt: skip
+                              "arguments": arguments})  # fmt: skip
             params.append(where)
         if isinstance(legacy, Mapping):
             out.single_calls.append(len(items))
@@ -482,6 +510,7 @@ def _chat_error(exc: InvalidRequestError, out: _Translation, tools_key: str) -> 
 
 
 _SINGLE_CALL_WHY: Final = "assistant turn with one tool call, chat framing [FIT §11]"
+_COMPACTED_ESTIMATE: Final = Fixed(0, True, "arguments re-serialized compactly, as on ChatML (estimate §11)")
 
 
 def _name_pieces(name: str | None) -> list[Piece]:
@@ -492,8 +521,9 @@ def _name_pieces(name: str | None) -> list[Piece]:
 
 def _chat_sections(out: _Translation, sections: list[Section], info: ModelInfo) -> list[Section]:
     """The rendered sections under chat labels, with the chat pieces that have no Responses field."""
-    single = frozenset(out.single_calls)
-    single_cost = _CHAT_FAMILIES[info.family].single_call_turn
+    single, compacted = frozenset(out.single_calls), frozenset(out.compacted)
+    fam = _CHAT_FAMILIES[info.family]
+    single_cost = fam.single_call_turn
     result: list[Section] = []
     for section in sections:
         label = section.label
@@ -504,6 +534,8 @@ def _chat_sections(out: _Translation, sections: list[Section], info: ModelInfo) 
             extra = _name_pieces(out.names.get(k))
             if k in single and single_cost:
                 extra.append(Fixed(single_cost, False, _SINGLE_CALL_WHY))
+            if k in compacted and fam.compacted_arguments_estimated:
+                extra.append(_COMPACTED_ESTIMATE)
             result.append(Section(label, [*section.pieces, *extra]) if extra else Section(label, section.pieces))
             continue
         if label == "instructions":

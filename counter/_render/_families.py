@@ -134,6 +134,7 @@ class FamilyRules:
     undescribed_scalar_first_property: int = 0
     split_first_declaration: bool = True  # the first declaration's head tokenized apart (§2 [FIT])
     pdf_file_extra: int = 0  # added to a PDF file's framing
+    compacted_arguments_estimated: bool = False  # chat's compact re-serialized call arguments unproven here
 
 
 # Hosted tools: the text shown to the model is not public. Each constant is fitted on one request
@@ -301,6 +302,9 @@ CHAT_HARMONY: Final = replace(
     # under]; harmony's file framing stays an estimate, as on Responses (§7).
     pdf_file_extra=207,
     single_call_turn=2,  # [FIT, §11: pydai-0318, pydai-0950 ... pydai-0965, +2 per turn]
+    # Chat re-serializes call arguments compactly (§11, 20 ChatML rows); no harmony chat row has
+    # arguments that compaction changes, except misses: an estimate where it changes the text.
+    compacted_arguments_estimated=True,
 )
 
 _CHAT_FAMILIES: Final[dict[str, FamilyRules]] = {"harmony": CHAT_HARMONY, "chatml": CHAT_CHATML}
