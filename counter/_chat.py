@@ -5,8 +5,9 @@ body is translated into the Responses request it is equivalent to (messages into
 `tool_choice`, `response_format`, ...), decoded and validated by the same decoder, rendered by the same
 walk with the chat framing of the model's family (`CHAT_CHATML`, `CHAT_HARMONY` in
 counter/_render/_families.py) and counted by the same loop. What has no Responses equivalent is added
-as labelled pieces here (an assistant turn with one tool call, audio parts). Every rule and its rows:
-docs/rendering.md §11.
+as labelled pieces here (an assistant turn with one tool call, audio parts), or replaces the rendered
+sections (an assistant turn with several calls and its tool messages, shown to the model as one
+`multi_tool_use.parallel` call and one answer). Every rule and its rows: docs/rendering.md §11.
 
 Section labels and error params use the chat body's paths: `messages[2].tool_calls[0] function_call`,
 `messages[0].content[1].image_url`, `tools[0].function.parameters`, `response_format.json_schema`.
@@ -403,7 +404,8 @@ def _message(out: _Translation, i: int, message: Any) -> None:
         if "tool_call_id" not in message:
             raise _missing(f"{param}.tool_call_id")
         text = _text_of(message.get("content"), param)
-        answered = out.parallel_calls.get(message["tool_call_id"])
+        call_id = message["tool_call_id"]
+        answered = out.parallel_calls.get(call_id) if isinstance(call_id, str) else None
         if answered is not None:
             answered.outputs.append(len(items))
             answered.texts.append(text)

@@ -74,6 +74,11 @@ def test_labels_are_chat_paths() -> None:
             "missing_required_parameter",
         ),
         (
+            {"model": "gpt-4o", "messages": [{"role": "tool", "tool_call_id": [], "content": "x"}]},
+            "messages[0].tool_call_id",
+            "invalid_type",
+        ),
+        (
             {"model": "gpt-4o", "messages": [{"role": "user", "content": [{"type": "text", "text": 3}]}]},
             "messages[0].content[0].text",
             "invalid_type",
