@@ -312,7 +312,7 @@ def _compact(value: Any) -> str:
     Chat parses `tool_calls[].function.arguments` and writes it back compactly (`", "` -> `","`,
     `": "` -> `":"`); a text that is not JSON is kept as sent [FIT, §11: the 13 tool-call histories
     without `tools` (`ollm-0104`, `pydai-0658` ...: 1 or 3 over as sent) and 7 with tools
-    (`crew-0076`, `crew-0208`, `mira-0051`, `ollm-0029` ...) become exact, the 133 exact ChatML rows
+    (`crew-0076`, `crew-0208`, `mira-0051`, `ollm-0029` ...) become exact, the 136 exact ChatML rows
     with calls are unchanged; non-ASCII kept: `crew-1220`, `oinfh-0027`]. The parallel wrapper's
     JSON is written the same way (`_Parallel`)."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
