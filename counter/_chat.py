@@ -5,8 +5,9 @@ body is translated into the Responses request it is equivalent to (messages into
 `tool_choice`, `response_format`, ...), decoded and validated by the same decoder, rendered by the same
 walk with the chat framing of the model's family (`CHAT_CHATML`, `CHAT_HARMONY` in
 counter/_render/_families.py) and counted by the same loop. What has no Responses equivalent is added
-as labelled pieces here (an assistant turn with one tool call, audio parts). Every rule and its rows:
-docs/rendering.md §11.
+as labelled pieces here (an assistant turn with one tool call, audio parts), or replaces the rendered
+sections (an assistant turn with several calls and its tool messages, shown to the model as one
+`multi_tool_use.parallel` call and one answer). Every rule and its rows: docs/rendering.md §11.
 
 Section labels and error params use the chat body's paths: `messages[2].tool_calls[0] function_call`,
 `messages[0].content[1].image_url`, `tools[0].function.parameters`, `response_format.json_schema`.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 import struct
 from collections.abc import Mapping, Sequence
@@ -31,7 +33,7 @@ from counter._errors import InvalidRequestError
 from counter._models import ModelInfo
 from counter._pieces import Fixed, Piece
 from counter._render import Section
-from counter._render._families import _CHAT_FAMILIES, IM_START
+from counter._render._families import _CHAT_FAMILIES, IM_START, FamilyRules
 from counter._resolve import Resolver
 from generated.chat import CHAT_REQUEST_SCHEMA, ChatCompletionRequest
 
@@ -61,15 +63,35 @@ PROMPT_KEYS: Final = frozenset(
 )
 
 
+class _Parallel:
+    """An assistant turn with several function calls, which chat shows as one `multi_tool_use.parallel`
+    call answered by one message (docs/rendering.md §11)."""
+
+    __slots__ = ("calls", "message", "outputs", "texts", "tool_uses", "unparsed")
+
+    def __init__(self, message: int) -> None:
+        self.message = message  # index in `messages`
+        self.calls: list[int] = []  # input indexes of its function calls
+        self.tool_uses: list[dict[str, Any]] = []  # {"recipient_name": ..., "parameters": ...} per call
+        self.unparsed = False  # a call's arguments are not JSON: the wrapper holds the text (estimate)
+        self.outputs: list[int] = []  # input indexes of the tool messages that answer its calls
+        self.texts: list[str] = []  # their texts
+
+
 class _Translation:
     """A chat body as a Responses body, and what the Responses body cannot say."""
 
-    __slots__ = ("audio", "body", "instructions_name", "instructions_param", "names", "params", "single_calls")
+    __slots__ = ("audio", "body", "compacted", "instructions_name", "instructions_param", "last_user", "names",
+                 "parallel", "parallel_calls", "params", "single_calls")  # fmt: skip
 
     def __init__(self) -> None:
         self.body: dict[str, Any] = {}
         self.params: list[str] = []  # the chat path of each input item
         self.single_calls: list[int] = []  # input indexes of calls that are an assistant turn's only one
+        self.compacted: list[int] = []  # input indexes of calls whose arguments were re-serialized
+        self.parallel: list[_Parallel] = []  # assistant turns with several function calls
+        self.parallel_calls: dict[str, _Parallel] = {}  # call id -> its turn, for the tool messages
+        self.last_user = -1  # input index of the last user message
         self.audio: list[tuple[str, Fixed]] = []  # (chat path, estimated cost) of input_audio parts
         self.instructions_param = ""
         self.instructions_name: str | None = None
@@ -274,6 +296,33 @@ def _response_format(fmt: Any) -> dict[str, Any]:
     return out
 
 
+def _parsed_arguments(arguments: Any) -> tuple[bool, Any]:
+    """(True, the value) for arguments that are a JSON text, else (False, the arguments as sent)."""
+    if not isinstance(arguments, str):
+        return False, arguments
+    try:
+        return True, json.loads(arguments, parse_constant=_no_constant)
+    except ValueError:
+        return False, arguments
+
+
+def _compact(value: Any) -> str:
+    """A value as chat shows call arguments to the model: JSON without spaces, non-ASCII kept.
+
+    Chat parses `tool_calls[].function.arguments` and writes it back compactly (`", "` -> `","`,
+    `": "` -> `":"`); a text that is not JSON is kept as sent [FIT, §11: the 13 tool-call histories
+    without `tools` (`ollm-0104`, `pydai-0658` ...: 1 or 3 over as sent) and 7 with tools
+    (`crew-0076`, `crew-0208`, `mira-0051`, `ollm-0029` ...) become exact, the 136 exact ChatML rows
+    with calls are unchanged; non-ASCII kept: `crew-1220`, `oinfh-0027`]. The parallel wrapper's
+    JSON is written the same way (`_Parallel`)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _no_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON: such arguments are kept as sent.
+    raise ValueError(name)
+
+
 def _message(out: _Translation, i: int, message: Any) -> None:
     items, params = out.body["input"], out.params
     param = f"messages[{i}]"
@@ -297,6 +346,7 @@ def _message(out: _Translation, i: int, message: Any) -> None:
         items.append({"type": "message", "role": role, "content": text_or_parts})
         params.append(param)
     elif role == "user":
+        out.last_user = len(items)
         items.append({"type": "message", "role": "user", "content": _parts(out, message.get("content"), param, False)})
         params.append(param)
     elif role == "assistant":
@@ -313,6 +363,9 @@ def _message(out: _Translation, i: int, message: Any) -> None:
             params.append(param)
         if not isinstance(calls, list):
             raise _invalid_type(f"{param}.tool_calls", "an array", calls)
+        # Several function calls: one parallel turn (custom calls among them: rendered one by one).
+        functions_only = all(isinstance(c, Mapping) and c.get("type", "function") == "function" for c in calls)
+        group = _Parallel(i) if len(calls) > 1 and functions_only else None
         for j, call in enumerate(calls):
             where = f"{param}.tool_calls[{j}]"
             if not isinstance(call, Mapping):
@@ -327,9 +380,21 @@ def _message(out: _Translation, i: int, message: Any) -> None:
                 fn = call.get("function")
                 if not isinstance(fn, Mapping):
                     raise _missing(f"{where}.function")
+                parsed, value = _parsed_arguments(fn.get("arguments"))
+                arguments = _compact(value) if parsed else value
+                if arguments != fn.get("arguments"):
+                    out.compacted.append(len(items))
+                if group is not None:
+                    group.calls.append(len(items))
+                    group.tool_uses.append({"recipient_name": f"functions.{fn.get('name')}", "parameters": value})
+                    group.unparsed |= not parsed
+                    if isinstance(call.get("id"), str):
+                        out.parallel_calls[call["id"]] = group
                 items.append({"type": "function_call", "call_id": call.get("id"), "name": fn.get("name"),
-                              "arguments": fn.get("arguments")})  # fmt: skip
+                              "arguments": arguments})  # fmt: skip
             params.append(where)
+        if group is not None:
+            out.parallel.append(group)
         if isinstance(legacy, Mapping):
             out.single_calls.append(len(items))
             items.append({"type": "function_call", "call_id": f"function_call:{legacy.get('name')}",
@@ -338,8 +403,13 @@ def _message(out: _Translation, i: int, message: Any) -> None:
     elif role == "tool":
         if "tool_call_id" not in message:
             raise _missing(f"{param}.tool_call_id")
-        items.append({"type": "function_call_output", "call_id": message["tool_call_id"],
-                      "output": _text_of(message.get("content"), param)})  # fmt: skip
+        text = _text_of(message.get("content"), param)
+        call_id = message["tool_call_id"]
+        answered = out.parallel_calls.get(call_id) if isinstance(call_id, str) else None
+        if answered is not None:
+            answered.outputs.append(len(items))
+            answered.texts.append(text)
+        items.append({"type": "function_call_output", "call_id": message["tool_call_id"], "output": text})
         params.append(param)
     elif role == "function":
         if "name" not in message:
@@ -482,6 +552,7 @@ def _chat_error(exc: InvalidRequestError, out: _Translation, tools_key: str) -> 
 
 
 _SINGLE_CALL_WHY: Final = "assistant turn with one tool call, chat framing [FIT §11]"
+_COMPACTED_ESTIMATE: Final = Fixed(0, True, "arguments re-serialized compactly, as on ChatML (estimate §11)")
 
 
 def _named(pieces: Sequence[Piece], name: str | None, chatml: bool) -> list[Piece]:
@@ -498,11 +569,47 @@ def _named(pieces: Sequence[Piece], name: str | None, chatml: bool) -> list[Piec
     return [*pieces, name, Fixed(1, False, "message name [OFF §11]")]
 
 
+_PARALLEL: Final = "multi_tool_use.parallel"
+_PARALLEL_WHY: Final = "assistant turn with several tool calls, chat framing [FIT §11]"
+_PARALLEL_UNPARSED: Final = Fixed(0, True, "arguments that are not JSON in a parallel call (estimate §11)")
+_PARALLEL_UNKNOWN: Final = Fixed(0, True, "several tool calls in one turn: rendering unknown here (estimate §11)")
+
+
+def _parallel_sections(out: _Translation, fam: FamilyRules) -> dict[int, Section | None]:
+    """Input index -> the section that replaces its own: the parallel call, the message of its outputs,
+    or None for the other calls and outputs of the turn, which those two stand for."""
+    replaced: dict[int, Section | None] = {}
+    for group in out.parallel:
+        if fam.parallel_call_turn is None:
+            continue
+        call = fam.call(_PARALLEL, [_compact({"tool_uses": group.tool_uses})], True)
+        call.append(Fixed(fam.parallel_call_turn, False, _PARALLEL_WHY))
+        if group.unparsed:
+            call.append(_PARALLEL_UNPARSED)
+        replaced[group.calls[0]] = Section(f"messages[{group.message}].tool_calls {_PARALLEL}", call)
+        replaced.update(dict.fromkeys(group.calls[1:]))
+        if group.outputs:
+            first = group.outputs[0]
+            # The outputs' texts as a JSON list (", " between them). Non-ASCII is escaped (\uXXXX) when
+            # they come after the last user message and kept before it [FIT: escaped on crew-0113,
+            # oinf-0027, aag-0132, rbo-0003 ... (10 exact rows and aag-0129, 2025-08 to 2026-02); kept on crew-0493,
+            # crew-1182, crew-1196, crew-1220 (2026-03), which are also the only rows with the outputs
+            # before a later user message: the position and the recording date are confounded, §11].
+            text = json.dumps(group.texts, ensure_ascii=first > out.last_user)
+            label = f"{out.params[first]} {_PARALLEL} output ({len(group.outputs)} tool messages)"
+            replaced[first] = Section(label, fam.output(_PARALLEL, [text], first > out.last_user))
+            replaced.update(dict.fromkeys(group.outputs[1:]))
+    return replaced
+
+
 def _chat_sections(out: _Translation, sections: list[Section], info: ModelInfo) -> list[Section]:
     """The rendered sections under chat labels, with the chat pieces that have no Responses field."""
-    single = frozenset(out.single_calls)
-    single_cost = _CHAT_FAMILIES[info.family].single_call_turn
+    single, compacted = frozenset(out.single_calls), frozenset(out.compacted)
+    fam = _CHAT_FAMILIES[info.family]
+    single_cost = fam.single_call_turn
     chatml = info.family == "chatml"
+    replaced = _parallel_sections(out, fam) if out.parallel else {}
+    unknown = frozenset(group.calls[0] for group in out.parallel) if fam.parallel_call_turn is None else frozenset()
     result: list[Section] = []
     for section in sections:
         label = section.label
@@ -510,9 +617,19 @@ def _chat_sections(out: _Translation, sections: list[Section], info: ModelInfo) 
             index, _, kind = label[6:].partition("] ")
             k = int(index)
             label = f"{out.params[k]} {kind}"
-            pieces = _named(section.pieces, out.names.get(k), chatml)
+            name = out.names.get(k)
+            if k in replaced:
+                instead = replaced[k]
+                if instead is not None:
+                    result.append(Section(instead.label, _named(instead.pieces, name, chatml)))
+                continue
+            pieces = _named(section.pieces, name, chatml)
+            if k in unknown:
+                pieces.append(_PARALLEL_UNKNOWN)
             if k in single and single_cost:
                 pieces.append(Fixed(single_cost, False, _SINGLE_CALL_WHY))
+            if k in compacted and fam.compacted_arguments_estimated:
+                pieces.append(_COMPACTED_ESTIMATE)
             result.append(Section(label, pieces))
             continue
         if label == "instructions":

@@ -74,6 +74,11 @@ def test_labels_are_chat_paths() -> None:
             "missing_required_parameter",
         ),
         (
+            {"model": "gpt-4o", "messages": [{"role": "tool", "tool_call_id": [], "content": "x"}]},
+            "messages[0].tool_call_id",
+            "invalid_type",
+        ),
+        (
             {"model": "gpt-4o", "messages": [{"role": "user", "content": [{"type": "text", "text": 3}]}]},
             "messages[0].content[0].text",
             "invalid_type",
@@ -113,6 +118,55 @@ def test_a_name_costs_its_tokens_and_one() -> None:
     named = {"model": "gpt-4", "messages": [{"role": "user", "name": "example_user", "content": "hi"}]}
     plain = {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}
     assert counter.count_chat_input_tokens(named) == counter.count_chat_input_tokens(plain) + 3
+
+
+def _with_calls(model: str, arguments: list[str], outputs: list[str], *, user_after: bool = False) -> dict[str, Any]:
+    calls = [{"id": f"c{j}", "type": "function", "function": {"name": "get_weather", "arguments": a}}
+             for j, a in enumerate(arguments)]  # fmt: skip
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "tool_calls": calls},
+        *({"role": "tool", "tool_call_id": f"c{j}", "content": o} for j, o in enumerate(outputs)),
+    ]
+    if user_after:
+        messages.append({"role": "user", "content": "Thanks."})
+    return {"model": model, "messages": messages}
+
+
+def test_call_arguments_count_as_compact_json() -> None:
+    # Chat re-serializes the arguments (docs/rendering.md §11): the spaces as sent cost nothing.
+    spaced = _with_calls("gpt-4o", ['{"city": "Paris", "units": "celsius"}'], ["18C"])
+    compact = _with_calls("gpt-4o", ['{"city":"Paris","units":"celsius"}'], ["18C"])
+    assert counter.count_chat_input_tokens(spaced) == counter.count_chat_input_tokens(compact)
+    not_json = _with_calls("gpt-4o", ["Paris,  celsius"], ["18C"])
+    assert "Paris,  celsius" in counter.count_chat(not_json).breakdown[1].text  # kept as sent
+
+
+def test_several_calls_in_a_turn_are_one_parallel_call() -> None:
+    body = _with_calls("gpt-4o", ['{"city": "Paris"}', '{"city": "Oslo"}'], ["18°C", "3°C"])
+    result = counter.count_chat(body)
+    assert not result.estimated
+    assert [p.label for p in result.breakdown] == [
+        "messages[0] message",
+        "messages[1].tool_calls multi_tool_use.parallel",
+        "messages[2] multi_tool_use.parallel output (2 tool messages)",
+        "priming",
+    ]
+    call, output = result.breakdown[1].text, result.breakdown[2].text
+    assert '{"tool_uses":[{"recipient_name":"functions.get_weather","parameters":{"city":"Paris"}},' in call
+    assert "<+3:" in call
+    # After the last user message the outputs' non-ASCII is escaped, before it kept (§11).
+    assert '["18\\u00b0C", "3\\u00b0C"]' in output
+    later = counter.count_chat(_with_calls("gpt-4o", ['{"city": "Paris"}', '{"city": "Oslo"}'], ["18°C", "3°C"],
+                                           user_after=True))  # fmt: skip
+    assert '["18°C", "3°C"]' in later.breakdown[2].text
+
+
+def test_several_calls_on_harmony_are_an_estimate() -> None:
+    body = _with_calls("gpt-5-nano", ['{"city":"Paris"}', '{"city":"Oslo"}'], ["18C", "3C"])
+    result = counter.count_chat(body)
+    assert result.estimated
+    assert "messages[1].tool_calls[1] function_call" in [p.label for p in result.breakdown]
 
 
 # ------------------------------------------------------------------ the faces

@@ -138,10 +138,14 @@ class FamilyRules:
     response_format_per_any_of: int = 0  # per `anyOf` in a json_schema format's schema
     system_newline_with_tools: bool = False  # the system text takes a "\n" when tools or a format follow
     single_call_turn: int = 0  # an assistant turn that makes exactly one tool call
+    # an assistant turn with several function calls, shown as one multi_tool_use.parallel call: + this;
+    # None: the calls one by one
+    parallel_call_turn: int | None = None
     # per declaration whose first property is a bare `name: string|number|boolean,` line (no comment)
     undescribed_scalar_first_property: int = 0
     split_first_declaration: bool = True  # the first declaration's head tokenized apart (§2 [FIT])
     pdf_file_extra: int = 0  # added to a PDF file's framing
+    compacted_arguments_estimated: bool = False  # chat's compact re-serialized call arguments unproven here
     # an assistant message in history, when a json_schema format is set, is addressed to the format:
     # `assistant to=NAME`, tokenized whole as a call's header is
     assistant_to_format: bool = False
@@ -299,6 +303,12 @@ CHAT_CHATML: Final = replace(
     # An assistant message with exactly one tool call: +2 over the Responses function_call
     # [FIT, §11: aag-0119, aag-0200, aag-0113 (two turns)].
     single_call_turn=2,
+    # Several function calls in one assistant message: ONE call `assistant to=multi_tool_use.parallel`
+    # of {"tool_uses":[{"recipient_name":"functions.NAME","parameters":ARGS},...]} (compact JSON),
+    # the tool messages that answer it ONE message from `multi_tool_use.parallel` whose text is the
+    # JSON list of their texts, + 3 per such turn [FIT, §11: 32 rows, e.g. mira-0110 (12 rows),
+    # odn-0076, crew-0113, crew-1182; aag-0133/0134/0135 with 2, 3 and 4 such turns].
+    parallel_call_turn=3,
     # A function whose first property has no comment line (no description, no title) and a bare
     # scalar type (`a: number,`): 1 under the whole block's tokens, per such function [FIT, §11:
     # 25 rows, e.g. lgf-0024, ollm-0003, raix-0003, pydai-0688 (one tool), ddt-0123, oinf-0020,
@@ -323,6 +333,9 @@ CHAT_HARMONY: Final = replace(
     # over]; harmony's file framing stays an estimate, as on Responses (§7).
     pdf_file_extra=213,
     single_call_turn=2,  # [FIT, §11: pydai-0318, pydai-0950 ... pydai-0965, +2 per turn]
+    # Chat re-serializes call arguments compactly (§11, 20 ChatML rows); no harmony chat row has
+    # arguments that compaction changes, except misses: an estimate where it changes the text.
+    compacted_arguments_estimated=True,
 )
 
 _CHAT_FAMILIES: Final[dict[str, FamilyRules]] = {"harmony": CHAT_HARMONY, "chatml": CHAT_CHATML}
