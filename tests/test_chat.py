@@ -247,3 +247,37 @@ def test_what_openai_accepted_is_accepted() -> None:
     assert counter.count_chat_input_tokens({**BASE, "stop": []}) == 13
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello, how are you?", "charset": "utf-8"}]}
     assert counter.count_chat_input_tokens(body) == 13
+
+
+def _format_with(any_of: list[Any], strict: bool | None) -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "properties": {"a": {"anyOf": any_of}},
+        "required": ["a"],
+        "additionalProperties": False,
+    }
+    fmt: dict[str, Any] = {"name": "out", "schema": schema}
+    if strict is not None:
+        fmt["strict"] = strict
+    return {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "hi"}],
+        "response_format": {"type": "json_schema", "json_schema": fmt},
+    }
+
+
+@pytest.mark.parametrize(
+    ("any_of", "strict", "estimated"),
+    [
+        # both readings of the chat anyOf +3 agree (docs/rendering.md §11): exact
+        ([{"type": "string"}, {"type": "null"}], True, False),
+        ([{"type": "string"}, {"type": "integer"}], None, False),
+        # they disagree: the count says it is an estimate
+        ([{"type": "string"}, {"type": "integer"}], True, True),
+        ([{"type": "string"}, {"type": "null"}], None, True),
+    ],
+)
+def test_an_anyof_the_two_readings_disagree_on_is_an_estimate(
+    any_of: list[Any], strict: bool | None, estimated: bool
+) -> None:
+    assert counter.count_chat(_format_with(any_of, strict)).estimated is estimated

@@ -290,31 +290,35 @@ def _format_json_schema(ctx: _Ctx, fmt: g.ResponseFormatTextJSONSchemaConfig) ->
         why = "response format framing [FIT §5]" + (" next to instructions/tools: estimate" if estimated else "")
         out.append(Fixed(framing, estimated, why, "response_format_framing"))
     if fam.response_format_per_any_of:
-        any_of = _count_nullable_any_of(fmt.schema)
-        if any_of:
-            out.append(
-                Fixed(
-                    any_of * fam.response_format_per_any_of,
-                    False,
-                    f"{any_of} nullable anyOf in a chat format [FIT §11]",
-                )
-            )
+        nullable, every = _count_any_of(fmt.schema)
+        # Two readings fit the rows (docs/rendering.md §11 [FIT]): +3 per nullable anyOf, or +3 per
+        # anyOf of a strict format (the only unions without a null branch, pydai-0141 and pydai-0605,
+        # are also the only non-strict formats with an anyOf). Where they disagree the count is an estimate.
+        other = every if fmt.strict is True else 0
+        if nullable or other:
+            ambiguous = nullable != other
+            why = f"{nullable} nullable anyOf in a chat format [FIT §11]"
+            if ambiguous:
+                why += f"; {other} by the strict-format reading: estimate"
+            out.append(Fixed(nullable * fam.response_format_per_any_of, ambiguous, why))
     return out
 
 
-def _count_nullable_any_of(schema: Any) -> int:
-    """How many nullable `anyOf` keywords (one branch `{"type": "null"}`) a JSON Schema holds, at any depth.
-
-    Only those cost the chat +3 (docs/rendering.md §11 [FIT]): a union of two objects without a null
-    branch adds nothing (pydai-0141, pydai-0605, exact with tools and without the +3).
-    """
+def _count_any_of(schema: Any) -> tuple[int, int]:
+    """(nullable, all): how many `anyOf` keywords a JSON Schema holds at any depth, and how many of
+    them are nullable (one branch `{"type": "null"}`)."""
     if isinstance(schema, Mapping):
         any_of = schema.get("anyOf")
-        nullable = isinstance(any_of, list) and any(_is_null_type(b) for b in any_of)
-        return nullable + sum(_count_nullable_any_of(v) for v in schema.values())
+        nullable = int(isinstance(any_of, list) and any(_is_null_type(b) for b in any_of))
+        every = int(any_of is not None)
+        for value in schema.values():
+            n, e = _count_any_of(value)
+            nullable, every = nullable + n, every + e
+        return nullable, every
     if isinstance(schema, list):
-        return sum(_count_nullable_any_of(v) for v in schema)
-    return 0
+        counts = [_count_any_of(v) for v in schema]
+        return sum(n for n, _ in counts), sum(e for _, e in counts)
+    return 0, 0
 
 
 def _is_null_type(branch: Any) -> bool:
