@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 import struct
 from collections.abc import Mapping
@@ -274,6 +275,25 @@ def _response_format(fmt: Any) -> dict[str, Any]:
     return out
 
 
+def _compact_arguments(arguments: Any) -> Any:
+    """A tool call's `arguments` as the chat API shows them to the model: its JSON re-serialized compactly.
+
+    Chat Completions parses the arguments string and writes it back without whitespace (non-ASCII kept
+    as is): `{"first_number": 2, "second_number": 6}` costs what `{"first_number":2,"second_number":6}`
+    does [FIT, docs/rendering.md §11: 20 rows exact with it and none lost, e.g. crew-0208 (one call of
+    five with spaces, 3 over without), pydai-0658 (3 over), ollm-0104, mira-0051 (1 over)]. The Responses
+    API keeps them verbatim (sllm-0013, sllm-0025 are exact with `{"a": 1231, "b": 2331}`, §3).
+    Arguments that are not valid JSON are left as they are.
+    """
+    if not isinstance(arguments, str):
+        return arguments
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return arguments
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def _message(out: _Translation, i: int, message: Any) -> None:
     items, params = out.body["input"], out.params
     param = f"messages[{i}]"
@@ -328,12 +348,13 @@ def _message(out: _Translation, i: int, message: Any) -> None:
                 if not isinstance(fn, Mapping):
                     raise _missing(f"{where}.function")
                 items.append({"type": "function_call", "call_id": call.get("id"), "name": fn.get("name"),
-                              "arguments": fn.get("arguments")})  # fmt: skip
+                              "arguments": _compact_arguments(fn.get("arguments"))})  # fmt: skip
             params.append(where)
         if isinstance(legacy, Mapping):
             out.single_calls.append(len(items))
             items.append({"type": "function_call", "call_id": f"function_call:{legacy.get('name')}",
-                          "name": legacy.get("name"), "arguments": legacy.get("arguments")})  # fmt: skip
+                          "name": legacy.get("name"),
+                          "arguments": _compact_arguments(legacy.get("arguments"))})  # fmt: skip
             params.append(f"{param}.function_call")
     elif role == "tool":
         if "tool_call_id" not in message:

@@ -34,9 +34,6 @@ TOOLS_OTHER = (
     "tools rows off by 4 or more: crewAI agents (+34), gpt-4 / gpt-3.5 era recordings (lcgo, ddt), "
     "a described property set the rules do not cover (§11)"
 )
-CALLS_WITHOUT_TOOLS = (
-    "a tool-call history without `tools` in the request: the one-call turn costs +1 or -1, not +2 (§11)"
-)
 HARMONY_TOOLS = (
     "harmony tools through chat: o3-mini has no 84-token preamble, gpt-5-mini tool loops with "
     "images are 5 under, gpt-5-nano with three tools 5 over (§11)"
@@ -70,14 +67,9 @@ KNOWN_MISSES: dict[str, tuple[str, ...]] = {
         "aag-0245",
         "aag-0246",
         "aag-0249",
-        "crew-0076",
-        "crew-0080",
-        "crew-0208",
         "crew-0291",
         "crew-0396",
         "crew-0507",
-        "crew-0654",
-        "crew-0655",
         "crew-0784",
         "crew-0988",
         "crew-0990",
@@ -85,10 +77,8 @@ KNOWN_MISSES: dict[str, tuple[str, ...]] = {
         "lcgo-0006",
         "lcgo-0007",
         "lcgo-0081",
-        "mira-0051",
         "oinfh-0026",
         "oinfh-0034",
-        "ollm-0029",
         "pydai-0559",
         "pydai-0560",
         "pydai-0569",
@@ -191,28 +181,7 @@ KNOWN_MISSES: dict[str, tuple[str, ...]] = {
         "mira-0013",
         "mira-0037",
         "oinf-0033",
-        "oinf-0103",
-        "oinf-0104",
-        "oinf-0110",
         "oinfh-0042",
-        "oinfh-0171",
-        "ollmh-0020",
-        "phx-0031",
-    ),
-    CALLS_WITHOUT_TOOLS: (
-        "ollm-0104",
-        "ollm-0108",
-        "ollm-0114",
-        "ollm-0115",
-        "ollm-0116",
-        "pydai-0658",
-        "pydai-0662",
-        "pydai-0663",
-        "pydai-0666",
-        "pydai-0700",
-        "pydai-0701",
-        "pydai-0706",
-        "pydai-0726",
     ),
     HARMONY_TOOLS: (
         "crew-0089",

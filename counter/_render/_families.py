@@ -134,6 +134,7 @@ class FamilyRules:
     undescribed_scalar_first_property: int = 0
     split_first_declaration: bool = True  # the first declaration's head tokenized apart (§2 [FIT])
     pdf_file_extra: int = 0  # added to a PDF file's framing
+    required_one_tool_as_named: bool = True  # tool_choice "required" with one function costs the named choice
 
 
 # Hosted tools: the text shown to the model is not public. Each constant is fitted on one request
@@ -281,6 +282,10 @@ CHAT_CHATML: Final = replace(
     # An assistant message with exactly one tool call: +2 over the Responses function_call
     # [FIT, §11: aag-0119, aag-0200, aag-0113 (two turns)].
     single_call_turn=2,
+    # tool_choice "required" with a single function tool adds nothing on chat, unlike Responses (§2)
+    # [API, §11: oinf-0103, oinf-0104, oinf-0110, oinfh-0171, ollmh-0020 (gpt-4o), phx-0031
+    # (gpt-4o-mini), three sources, each 7 + T(name) over with the named choice's cost].
+    required_one_tool_as_named=False,
     # A function whose first property has no comment line (no description, no title) and a bare
     # scalar type (`a: number,`): 1 under the whole block's tokens, per such function [FIT, §11:
     # 25 rows, e.g. lgf-0024, ollm-0003, raix-0003, pydai-0688 (one tool), ddt-0123, oinf-0020,
