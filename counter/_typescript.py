@@ -50,10 +50,15 @@ def _dumps(value: JSON) -> str:
 
 
 def _comment_lines(text: str) -> str:
-    # One `// line` per line; harmony renders descriptions line by line [OFF].
+    # One `// line` per line; harmony renders descriptions line by line [OFF]. Each line is stripped
+    # of surrounding whitespace and an empty line is a bare `//` [API, docs/rendering.md §2: Responses
+    # mira-0038 (an indented `Args:` block, 4 over unstripped), mira-0016 (a long markdown description);
+    # chat lcgo-0006/0007 (` \n\t` inside a description, 3 over), pydai-0559/0560/0569 (a blank line,
+    # 2 over as `// `), mira-0012/0013 (114 over), mira-0037, ddt-0014/0015].
     if "\n" not in text:
-        return f"// {text}\n"
-    return "".join(f"// {line}\n" for line in text.split("\n"))
+        line = text.strip()
+        return f"// {line}\n" if line else "//\n"
+    return "".join(f"// {line.strip()}\n" if line.strip() else "//\n" for line in text.split("\n"))
 
 
 class _Ctx:
