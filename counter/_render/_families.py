@@ -75,6 +75,17 @@ def _chatml_call(recipient: str, body: Sequence[Piece], json: bool) -> list[Piec
     return [IM_START, f"assistant to={recipient}", IM_SEP, *body, IM_END]
 
 
+def _chatml_chat_call(recipient: str, body: Sequence[Piece], json: bool) -> list[Piece]:
+    # Chat Completions: the function's name is tokenized apart from `assistant to=functions.`, so the
+    # dot never merges into the name (`.get` is one token in `functions.get_weather`, `.De`+`legate` in
+    # `functions.Delegate_...`) [FIT, docs/rendering.md §11: with a one-call turn's +1 this is exact on
+    # every one-call row; the whole recipient and +2 was 1 over exactly where the dot does not merge:
+    # crew-0291 (two calls, 2 over), crew-0396, crew-0507, crew-0784, crew-1185, crew-1295, lcgo-0104,
+    # oinfh-0026, oinfh-0034]. Splitting the name off the output's sender instead counts the same.
+    namespace, dot, name = recipient.rpartition(".")
+    return [IM_START, f"assistant to={namespace}{dot}", name, IM_SEP, *body, IM_END]
+
+
 def _harmony_output(sender: str, body: Sequence[Piece], ongoing: bool) -> list[Piece]:
     if ongoing:
         # After the last user message: <|start|>functions.NAME<|message|>OUT<|end|>
@@ -279,9 +290,11 @@ CHAT_CHATML: Final = replace(
     # mira-0196..0201 without a system message, crew-0249/0321/0597 with one].
     response_format_framing_with_tools=1,
     response_format_per_any_of=3,
-    # An assistant message with exactly one tool call: +2 over the Responses function_call
-    # [FIT, §11: aag-0119, aag-0200, aag-0113 (two turns)].
-    single_call_turn=2,
+    # A tool call: its name tokenized on its own (see _chatml_chat_call), and an assistant message with
+    # exactly one tool call +1 [FIT, §11: 166 rows with one-call turns, e.g. aag-0119, aag-0200,
+    # aag-0113 (two turns), crew-0208 (five)].
+    call=_chatml_chat_call,
+    single_call_turn=1,
     # tool_choice "required" with a single function tool adds nothing on chat, unlike Responses (§2)
     # [API, §11: oinf-0103, oinf-0104, oinf-0110, oinfh-0171, ollmh-0020 (gpt-4o), phx-0031
     # (gpt-4o-mini), three sources, each 7 + T(name) over with the named choice's cost].
