@@ -307,9 +307,11 @@ def _message(out: _Translation, i: int, message: Any) -> None:
         out.names[len(items)] = name
     if role in ("system", "developer"):
         text_or_parts: Any = _text_of(message.get("content"), param)
-        if i == 0 and text_or_parts:
+        if i == 0:
             # The first system message is the prompt's system message, which tools and response
-            # formats join on chat (§11): it is the Responses request's `instructions`.
+            # formats join on chat (§11): it is the Responses request's `instructions`. An empty one
+            # too: the tools then join it rather than opening a system message of their own
+            # [FIT, §11: aag-0245, aag-0246, aag-0249, each 3 over as an empty message of its own].
             out.body["instructions"] = text_or_parts
             out.instructions_param = f"{param} {role}"
             out.instructions_name = out.names.pop(len(items), None)

@@ -195,7 +195,7 @@ def _tools_pieces(ctx: _Ctx, tools: Sequence[Any]) -> list[Piece]:
     pieces = _functions_block(ctx, outs, fam.tools_header)
     n = sum(1 for o in outs if o.decl)
     if n:
-        framing = fam.tools_framing_with_instructions if ctx.instructions else fam.tools_framing
+        framing = fam.tools_framing_with_instructions if ctx.system_message else fam.tools_framing
         pieces.append(Fixed(framing, False, f"{fam.name} tools framing [API/FIT §2]"))
         described = sum(1 for o in outs if o.function_noprops and o.described)
         if described and fam.described_noprops_tool:
@@ -282,11 +282,11 @@ def _format_json_schema(ctx: _Ctx, fmt: g.ResponseFormatTextJSONSchemaConfig) ->
     fam = ctx.fam
     description = fmt.description if isinstance(fmt.description, str) else None
     out: list[Piece] = [_format_section(fmt.name, description, fmt.schema)]
-    estimated = fam.response_format_estimated_with_context and bool(ctx.instructions or ctx.has_tools)
+    estimated = fam.response_format_estimated_with_context and (ctx.system_message or ctx.has_tools)
     framing = fam.response_format_framing
     if ctx.has_tools and fam.response_format_framing_with_tools is not None:
         framing = fam.response_format_framing_with_tools
-    elif ctx.instructions and fam.response_format_framing_with_instructions is not None:
+    elif ctx.system_message and fam.response_format_framing_with_instructions is not None:
         framing = fam.response_format_framing_with_instructions
     if framing or estimated:
         why = "response format framing [FIT §5]" + (" next to instructions/tools: estimate" if estimated else "")
