@@ -50,14 +50,9 @@ HARMONY_PDF = (
     "an estimate as on Responses (§7, §11)"
 )
 AUDIO = "input_audio: a named estimate, 10 tokens per second of audio (§11)"
-BARE_SCALAR_AGAINST = (
-    "the one row against the bare-scalar first property rule (25 rows for it): 1 under with it; the only "
-    "ChatML row with tool_choice 'none', and a lowercase description: which one explains it is not known (§11)"
-)
 NAMES = "a message `name` on o200k models (1 under) and gpt-3.5-turbo (2 under): T(name) + 1 fits cl100k (§11)"
 
 KNOWN_MISSES: dict[str, tuple[str, ...]] = {
-    BARE_SCALAR_AGAINST: ("odn-0067",),
     TOOLS_SMALL: (
         "aag-0115",
         "aag-0116",
@@ -187,7 +182,6 @@ KNOWN_MISSES: dict[str, tuple[str, ...]] = {
         "pydai-0163",
     ),
     LEGACY_FUNCTIONS: (
-        "hmarr-13",
         "hmarr-15",
         "hmarr-19",
         "hmarr-26",

@@ -146,6 +146,7 @@ class FamilyRules:
     split_first_declaration: bool = True  # the first declaration's head tokenized apart (§2 [FIT])
     pdf_file_extra: int = 0  # added to a PDF file's framing
     required_one_tool_as_named: bool = True  # tool_choice "required" with one function costs the named choice
+    none_choice: int = 0  # tool_choice "none"
 
 
 # Hosted tools: the text shown to the model is not public. Each constant is fitted on one request
@@ -299,10 +300,14 @@ CHAT_CHATML: Final = replace(
     # [API, §11: oinf-0103, oinf-0104, oinf-0110, oinfh-0171, ollmh-0020 (gpt-4o), phx-0031
     # (gpt-4o-mini), three sources, each 7 + T(name) over with the named choice's cost].
     required_one_tool_as_named=False,
+    # tool_choice "none" (or the legacy function_call "none") costs 1 [FIT, §11: odn-0067 (gpt-4o-mini),
+    # hmarr-13 (gpt-3.5-turbo, legacy functions), two sources, each 1 under without it]; on the
+    # harmony chat rows it adds nothing (pydai-0941, pydai-0942), as on Responses (§2).
+    none_choice=1,
     # A function whose first property has no comment line (no description, no title) and a bare
     # scalar type (`a: number,`): 1 under the whole block's tokens, per such function [FIT, §11:
-    # 25 rows, e.g. lgf-0024, ollm-0003, raix-0003, pydai-0688 (one tool), ddt-0123, oinf-0020,
-    # pydai-0721 (two such tools, -2); against it odn-0067, 1 under with it: a strict xfail].
+    # 33 rows, e.g. lgf-0024, ollm-0003, raix-0003, pydai-0688 (one tool), ddt-0123, oinf-0020,
+    # pydai-0721 (two such tools, -2), odn-0067 (next to tool_choice "none"); cause unknown].
     undescribed_scalar_first_property=-1,
 )
 

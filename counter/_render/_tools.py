@@ -232,6 +232,8 @@ def _choice_nothing(ctx: _Ctx, choice: Any) -> list[Piece]:
     # "required" adds nothing: pydai-0913/0914; on harmony the named choice adds nothing either:
     # pydai-0286, rllm-0060; pydai-0306 stays 3 over, docs/rendering.md §2].
     tools = ctx.request.tools
+    if choice == "none" and ctx.fam.none_choice:
+        return [Fixed(ctx.fam.none_choice, False, 'tool_choice "none", chat [FIT §11]')]
     if not ctx.fam.required_one_tool_as_named:
         return []  # Chat Completions: "required" adds nothing even with one tool (§11)
     if choice == "required" and isinstance(tools, list) and len(tools) == 1 and isinstance(tools[0], g.FunctionTool):
