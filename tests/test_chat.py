@@ -115,6 +115,48 @@ def test_a_name_costs_its_tokens_and_one() -> None:
     assert counter.count_chat_input_tokens(named) == counter.count_chat_input_tokens(plain) + 3
 
 
+_TOOL = {
+    "type": "function",
+    "function": {"name": "add", "parameters": {"type": "object", "properties": {"a": {"type": "number"}}}},
+}
+
+
+def _with_call(arguments: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "model": "gpt-4o",
+        "tools": [_TOOL],
+        **extra,
+        "messages": [
+            {"role": "user", "content": "add"},
+            {"role": "assistant", "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "add", "arguments": arguments}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "3"},
+        ],
+    }  # fmt: skip
+
+
+def test_call_arguments_count_as_compact_json() -> None:
+    # docs/rendering.md §11: the chat API re-serializes a call's arguments without whitespace.
+    spaced = counter.count_chat_input_tokens(_with_call('{"a": 1}'))
+    assert spaced == counter.count_chat_input_tokens(_with_call('{"a":1}'))
+    assert counter.count_chat_input_tokens(_with_call("not json")) > 0  # left as it is
+
+
+def test_tool_choice_none_and_required_on_chat() -> None:
+    # docs/rendering.md §11: "none" 1, "required" with one tool nothing (ChatML).
+    plain = counter.count_chat_input_tokens(_with_call("{}"))
+    assert counter.count_chat_input_tokens(_with_call("{}", tool_choice="none")) == plain + 1
+    assert counter.count_chat_input_tokens(_with_call("{}", tool_choice="required")) == plain
+
+
+def test_an_empty_first_system_message_is_the_one_tools_join() -> None:
+    # docs/rendering.md §11: 4 + T("\n") + T(block) + 5, not 4 + T(block) + 9 (aag-0245).
+    body = _with_call("{}")
+    alone = counter.count_chat_input_tokens(body)
+    body["messages"].insert(0, {"role": "system", "content": ""})
+    assert counter.count_chat_input_tokens(body) == alone + 1
+
+
 # ------------------------------------------------------------------ the faces
 
 

@@ -141,12 +141,11 @@ class FamilyRules:
     response_format_per_any_of: int = 0  # per `anyOf` in a json_schema format's schema
     system_newline_with_tools: bool = False  # the system text takes a "\n" when tools or a format follow
     single_call_turn: int = 0  # an assistant turn that makes exactly one tool call
-    # per declaration whose first property is a bare `name: string|number|boolean,` line (no comment)
-    undescribed_scalar_first_property: int = 0
     split_first_declaration: bool = True  # the first declaration's head tokenized apart (§2 [FIT])
     pdf_file_extra: int = 0  # added to a PDF file's framing
     required_one_tool_as_named: bool = True  # tool_choice "required" with one function costs the named choice
     none_choice: int = 0  # tool_choice "none"
+    one_line_bare_parameters: bool = False  # parameters without any comment written `(_: { a: T, b: U })`
 
 
 # Hosted tools: the text shown to the model is not public. Each constant is fitted on one request
@@ -304,11 +303,15 @@ CHAT_CHATML: Final = replace(
     # hmarr-13 (gpt-3.5-turbo, legacy functions), two sources, each 1 under without it]; on the
     # harmony chat rows it adds nothing (pydai-0941, pydai-0942), as on Responses (§2).
     none_choice=1,
-    # A function whose first property has no comment line (no description, no title) and a bare
-    # scalar type (`a: number,`): 1 under the whole block's tokens, per such function [FIT, §11:
-    # 33 rows, e.g. lgf-0024, ollm-0003, raix-0003, pydai-0688 (one tool), ddt-0123, oinf-0020,
-    # pydai-0721 (two such tools, -2), odn-0067 (next to tool_choice "none"); cause unknown].
-    undescribed_scalar_first_property=-1,
+    # Parameters without a single comment (no description, title, example or default) and no nested
+    # object are declared on one line, `type f = (_: { a: number, b?: string }) => any;` [FIT, §11:
+    # 35 of the 38 rows with such a declaration exact (the 3 others are parallel-call misses), e.g.
+    # lgf-0024, ollm-0003, ollm-0185 (cl100k), raix-0003, pydai-0688, ddt-0125, oinf-0018 (one tool),
+    # ddt-0123, oinf-0020, pydai-0721 (two), pydai-0642 (next to a tool without properties),
+    # lcgo-0081, phx-0039 (enums)]. It replaces the fitted "-1 per bare scalar first property"; the
+    # Responses API and the harmony chat rows keep the multi-line form (13 Responses rows and 31
+    # gpt-5-mini chat rows break with it).
+    one_line_bare_parameters=True,
 )
 
 CHAT_HARMONY: Final = replace(

@@ -3,7 +3,6 @@ response formats (docs/rendering.md §2, §5)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NamedTuple, TypeAlias
 
@@ -78,7 +77,7 @@ def _tool_function(ctx: _Ctx, tool: g.FunctionTool) -> _ToolOut:
     # `parameters` may be absent or null (the document: required but nullable): a tool without parameters
     # is declared `() => any`, as with `{}` (docs/rendering.md §2 [OFF]).
     parameters = tool.parameters if isinstance(tool.parameters, dict) else {}
-    decl = function_declaration(tool.name, description, parameters)
+    decl = function_declaration(tool.name, description, parameters, one_line_bare=ctx.fam.one_line_bare_parameters)
     return _ToolOut(decl, not _has_props(parameters), bool(description), _tool_extras(tool))
 
 
@@ -154,15 +153,6 @@ _TOOL_HANDLERS: Final[dict[type, Callable[[_Ctx, Any], _ToolOut]]] = {
 }
 
 
-# The first property line of a declaration's body: a bare scalar, no comment before it (§11).
-_BARE_SCALAR_FIRST: Final = re.compile(r"[^/\s][^\n:]*\??: (?:string|number|boolean),\n")
-
-
-def _bare_scalar_first(decl: tuple[str, ...]) -> bool:
-    """The declaration opens its parameters with `(_: {\\n` and then a bare scalar property."""
-    return len(decl) > 1 and decl[0].endswith("(_: {\n") and _BARE_SCALAR_FIRST.match(decl[1]) is not None
-
-
 def _functions_block(ctx: _Ctx, outs: Sequence[_ToolOut], header: str) -> list[Piece]:
     """`namespace functions {...}` with the first declaration's head tokenized on its own.
 
@@ -201,15 +191,6 @@ def _tools_pieces(ctx: _Ctx, tools: Sequence[Any]) -> list[Piece]:
         if described and fam.described_noprops_tool:
             pieces.append(
                 Fixed(described * fam.described_noprops_tool, False, "described tools without properties [FIT §2]")
-            )
-        bare = sum(1 for o in outs if _bare_scalar_first(o.decl))
-        if bare and fam.undescribed_scalar_first_property:
-            pieces.append(
-                Fixed(
-                    bare * fam.undescribed_scalar_first_property,
-                    False,
-                    "first property a bare scalar without comment, chat [FIT §11]",
-                )
             )
         if n > 1 and fam.per_extra_tool:
             pieces.append(Fixed((n - 1) * fam.per_extra_tool, False, "per extra tool [FIT §2]"))
