@@ -275,7 +275,7 @@ CHAT_CHATML: Final = replace(
     tools_framing_with_instructions=5,
     system_newline_with_tools=True,
     # The functions block is tokenized whole: the Responses split of the first declaration (§2) is
-    # 1 over on 123 of the 194 chat rows where the two differ by one (e.g. aag-0151, lgf-0024).
+    # 1 over on 185 of the exact chat rows (e.g. aag-0151), 1 row gained.
     split_first_declaration=False,
     # A PDF costs 212 more than on Responses [FIT, §11: mira-0020, pydai-0390, pydai-0572, one-page
     # PDFs of two sources; perhaps the page as an image, so longer PDFs are not known].
