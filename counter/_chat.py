@@ -318,6 +318,16 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _call_arguments(out: _Translation, index: int, arguments: Any) -> tuple[bool, Any, Any]:
+    """(parsed, the value, the arguments as chat shows them: `_compact`); input `index` is noted in
+    `out.compacted` when that changed them."""
+    parsed, value = _parsed_arguments(arguments)
+    shown = _compact(value) if parsed else value
+    if shown != arguments:
+        out.compacted.append(index)
+    return parsed, value, shown
+
+
 def _no_constant(name: str) -> Any:
     # NaN and Infinity are not JSON: such arguments are kept as sent.
     raise ValueError(name)
@@ -336,9 +346,11 @@ def _message(out: _Translation, i: int, message: Any) -> None:
         out.names[len(items)] = name
     if role in ("system", "developer"):
         text_or_parts: Any = _text_of(message.get("content"), param)
-        if i == 0 and text_or_parts:
+        if i == 0:
             # The first system message is the prompt's system message, which tools and response
-            # formats join on chat (§11): it is the Responses request's `instructions`.
+            # formats join on chat (§11): it is the Responses request's `instructions`. An empty one
+            # too: the tools then join it rather than opening a system message of their own
+            # [FIT, §11: aag-0245, aag-0246, aag-0249, each 3 over as an empty message of its own].
             out.body["instructions"] = text_or_parts
             out.instructions_param = f"{param} {role}"
             out.instructions_name = out.names.pop(len(items), None)
@@ -380,10 +392,7 @@ def _message(out: _Translation, i: int, message: Any) -> None:
                 fn = call.get("function")
                 if not isinstance(fn, Mapping):
                     raise _missing(f"{where}.function")
-                parsed, value = _parsed_arguments(fn.get("arguments"))
-                arguments = _compact(value) if parsed else value
-                if arguments != fn.get("arguments"):
-                    out.compacted.append(len(items))
+                parsed, value, arguments = _call_arguments(out, len(items), fn.get("arguments"))
                 if group is not None:
                     group.calls.append(len(items))
                     group.tool_uses.append({"recipient_name": f"functions.{fn.get('name')}", "parameters": value})
@@ -397,8 +406,9 @@ def _message(out: _Translation, i: int, message: Any) -> None:
             out.parallel.append(group)
         if isinstance(legacy, Mapping):
             out.single_calls.append(len(items))
+            arguments = _call_arguments(out, len(items), legacy.get("arguments"))[2]
             items.append({"type": "function_call", "call_id": f"function_call:{legacy.get('name')}",
-                          "name": legacy.get("name"), "arguments": legacy.get("arguments")})  # fmt: skip
+                          "name": legacy.get("name"), "arguments": arguments})  # fmt: skip
             params.append(f"{param}.function_call")
     elif role == "tool":
         if "tool_call_id" not in message:

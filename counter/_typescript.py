@@ -50,10 +50,15 @@ def _dumps(value: JSON) -> str:
 
 
 def _comment_lines(text: str) -> str:
-    # One `// line` per line; harmony renders descriptions line by line [OFF].
+    # One `// line` per line; harmony renders descriptions line by line [OFF]. Each line is stripped
+    # of surrounding whitespace and an empty line is a bare `//` [API, docs/rendering.md §2: Responses
+    # mira-0038 (an indented `Args:` block, 4 over unstripped), mira-0016 (a long markdown description);
+    # chat lcgo-0006/0007 (` \n\t` inside a description, 3 over), pydai-0559/0560/0569 (a blank line,
+    # 2 over as `// `), mira-0012/0013 (114 over), mira-0037, ddt-0014/0015].
     if "\n" not in text:
-        return f"// {text}\n"
-    return "".join(f"// {line}\n" for line in text.split("\n"))
+        line = text.strip()
+        return f"// {line}\n" if line else "//\n"
+    return "".join(f"// {line.strip()}\n" if line.strip() else "//\n" for line in text.split("\n"))
 
 
 class _Ctx:
@@ -264,7 +269,22 @@ def schema_to_typescript(schema: JSON, *, nested_indent: str = "") -> str:
     return _type_text(s, ctx, nested_indent)
 
 
-def function_declaration(name: str, description: str | None, parameters: JSON) -> tuple[str, ...]:
+def _one_line(lines: Sequence[str]) -> str | None:
+    """`{ a: number, b?: string }` when every property is one `key: type,` line without a comment, else None."""
+    members = []
+    for line in lines:
+        # One line per property, no comment (description, title, examples, default) and no nested
+        # object (whose lines would contain a newline or end with `{`). Conservative: a literal with
+        # `//` or `{` in it keeps the multi-line form too (no recorded row has one).
+        if line.count("\n") != 1 or not line.endswith(",\n") or "//" in line or "{" in line:
+            return None
+        members.append(line[:-2])
+    return "{ " + ", ".join(members) + " }"
+
+
+def function_declaration(
+    name: str, description: str | None, parameters: JSON, *, one_line_bare: bool = False
+) -> tuple[str, ...]:
     """`// <description>\\ntype <name> = (_: {...}) => any;` as separately tokenized segments.
 
     Segments: the API behaves as if the text up to and including the parameters' opening
@@ -273,6 +293,10 @@ def function_declaration(name: str, description: str | None, parameters: JSON) -
     holds after a titled `(_: // title\\n{\\n` (lmnr-0013, lsmith-0051, lsmith-0058, oinf-0003,
     ollm-0065)]. Only the *first* declaration of a namespace is split (the walker joins the rest:
     ollm-0062 and mira-0274 tokenize later declarations together with their neighbours).
+
+    `one_line_bare` (Chat Completions on ChatML models): parameters without a title, a description
+    or any comment and without nested objects are declared on one line, `(_: { a: number, b?: string })`
+    [FIT, docs/rendering.md §11: 35 of 38 chat rows; the Responses rows keep the multi-line form].
     """
     head = ""
     if description is not None and description.strip():
@@ -294,7 +318,12 @@ def function_declaration(name: str, description: str | None, parameters: JSON) -
         heads.append(_comment_lines(pdesc))
     req = params.get("required")
     required = {r for r in req if isinstance(r, str)} if isinstance(req, list) else set()
-    body = "".join([_property(k, v, k in required, ctx, "", True) for k, v in props.items()])
+    lines = [_property(k, v, k in required, ctx, "", True) for k, v in props.items()]
+    if one_line_bare and not heads:
+        one_line = _one_line(lines)
+        if one_line is not None:
+            return (f"{head}type {name} = (_: {one_line}) => any;",)
+    body = "".join(lines)
     if heads:
         # A title on the parameters object goes after the colon [API, 13 rows; OFF fixture].
         return (f"{head}type {name} = (_: {''.join(heads)}{{\n", f"{body}}}) => any;")

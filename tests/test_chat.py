@@ -140,6 +140,10 @@ def test_call_arguments_count_as_compact_json() -> None:
     assert counter.count_chat_input_tokens(spaced) == counter.count_chat_input_tokens(compact)
     not_json = _with_calls("gpt-4o", ["Paris,  celsius"], ["18C"])
     assert "Paris,  celsius" in counter.count_chat(not_json).breakdown[1].text  # kept as sent
+    legacy = {"model": "gpt-4o", "messages": [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "function_call": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]}  # fmt: skip
+    assert '{"city":"Paris"}' in counter.count_chat(legacy).breakdown[1].text  # the legacy call too
 
 
 def test_several_calls_in_a_turn_are_one_parallel_call() -> None:
@@ -154,7 +158,7 @@ def test_several_calls_in_a_turn_are_one_parallel_call() -> None:
     ]
     call, output = result.breakdown[1].text, result.breakdown[2].text
     assert '{"tool_uses":[{"recipient_name":"functions.get_weather","parameters":{"city":"Paris"}},' in call
-    assert "<+3:" in call
+    assert "<+2:" in call
     # After the last user message the outputs' non-ASCII is escaped, before it kept (§11).
     assert '["18\\u00b0C", "3\\u00b0C"]' in output
     later = counter.count_chat(_with_calls("gpt-4o", ['{"city": "Paris"}', '{"city": "Oslo"}'], ["18°C", "3°C"],
@@ -167,6 +171,41 @@ def test_several_calls_on_harmony_are_an_estimate() -> None:
     result = counter.count_chat(body)
     assert result.estimated
     assert "messages[1].tool_calls[1] function_call" in [p.label for p in result.breakdown]
+
+
+_TOOL = {
+    "type": "function",
+    "function": {"name": "add", "parameters": {"type": "object", "properties": {"a": {"type": "number"}}}},
+}
+
+
+def _with_call(arguments: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "model": "gpt-4o",
+        "tools": [_TOOL],
+        **extra,
+        "messages": [
+            {"role": "user", "content": "add"},
+            {"role": "assistant", "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "add", "arguments": arguments}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "3"},
+        ],
+    }  # fmt: skip
+
+
+def test_tool_choice_none_and_required_on_chat() -> None:
+    # docs/rendering.md §11: "none" 1, "required" with one tool nothing (ChatML).
+    plain = counter.count_chat_input_tokens(_with_call("{}"))
+    assert counter.count_chat_input_tokens(_with_call("{}", tool_choice="none")) == plain + 1
+    assert counter.count_chat_input_tokens(_with_call("{}", tool_choice="required")) == plain
+
+
+def test_an_empty_first_system_message_is_the_one_tools_join() -> None:
+    # docs/rendering.md §11: 4 + T("\n") + T(block) + 5, not 4 + T(block) + 9 (aag-0245).
+    body = _with_call("{}")
+    alone = counter.count_chat_input_tokens(body)
+    body["messages"].insert(0, {"role": "system", "content": ""})
+    assert counter.count_chat_input_tokens(body) == alone + 1
 
 
 # ------------------------------------------------------------------ the faces

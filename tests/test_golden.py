@@ -67,7 +67,6 @@ FILE_IN_OUTPUT = (
 )
 GPT54_LOOP = "gpt-5.4 tool loop -3: neither harmony tool-output form fits (docs/rendering.md §3 open item)"
 MESSAGE_ANOMALY = "message-only gpt-4.1/gpt-4o rows off by 1-3: the 'sometimes +-1' anomaly of docs/rendering.md §1"
-MULTILINE_ARGS = "tool description with an indented multi-line `Args:` block: +4, rendering of indentation unknown"
 REGEX_GRAMMAR = "custom tool with a regex grammar: -2 (docs/rendering.md §5, the other grammars are exact)"
 DESCRIBED_NOPROPS_INSTRUCTIONS = "harmony: a described tool without properties next to instructions: -1"
 TOOL_SEARCH = "tool_search constant fitted on one request (estimate): +1"
@@ -86,14 +85,13 @@ KNOWN_MISSES: dict[str, tuple[str, ...]] = {
         "aag-0086",
     ),
     SORTED_KEYS: ("aag-0017", "aag-0081", "aag-0162", "aag-0163", "aag-0164", "pydai-0770"),
-    TOOLS_NOT_CHARGED: ("aag-0085", "mira-0016", "mira-0127", "mira-0132", "ollmh-0075"),
+    TOOLS_NOT_CHARGED: ("aag-0085", "mira-0127", "mira-0132", "ollmh-0075"),
     REQUIRED_CHOICE: ("pydai-0306",),
     OPTIONAL_ENUM: ("odn-0108", "odn-0109", "odn-0112", "ollm-0245"),
     HARMONY_FILES: ("rllm-0014", "rllm-0036", "rllm-0037", "rllm-0040"),
     FILE_IN_OUTPUT: ("pydai-0469",),
     GPT54_LOOP: ("rllm-0052", "rllm-0053"),
     MESSAGE_ANOMALY: ("pydai-0207", "pydai-0211", "pydai-0212", "pydai-0794"),
-    MULTILINE_ARGS: ("mira-0038",),
     REGEX_GRAMMAR: ("pydai-0752",),
     DESCRIBED_NOPROPS_INSTRUCTIONS: ("rllm-0016",),
     TOOL_SEARCH: ("pydai-0773",),

@@ -209,6 +209,35 @@ def test_description_stripped_and_split() -> None:
     assert function_declaration("f", " first\nsecond \n", None) == ("// first\n// second\ntype f = () => any;",)
 
 
+def test_description_lines_stripped_blank_line_bare() -> None:
+    # Each line stripped, a blank line a bare `//` (docs/rendering.md §2: mira-0038, pydai-0559).
+    assert function_declaration("f", "Args:\n    x: a number \n\n\tdone", None) == (
+        "// Args:\n// x: a number\n//\n// done\ntype f = () => any;",
+    )
+    assert body({"s": {"type": "string", "description": " a \n  b"}}) == "// a\n// b\ns?: string,\n"
+
+
+def test_one_line_parameters_without_comments() -> None:
+    # Chat Completions on ChatML (docs/rendering.md §11): no comment, no nesting -> one line.
+    params = {
+        "type": "object",
+        "properties": {"a": {"type": "number"}, "k": {"type": "string", "enum": ["x", "y"]}},
+        "required": ["a"],
+    }
+    assert function_declaration("f", "Add.", params, one_line_bare=True) == (
+        '// Add.\ntype f = (_: { a: number, k?: "x" | "y" }) => any;',
+    )
+    assert function_declaration("f", None, params) == ("type f = (_: {\n", 'a: number,\nk?: "x" | "y",\n}) => any;')
+    # Any comment (a description, a default) or a nested object keeps the multi-line form.
+    for extra in ({"description": "d"}, {"default": 1}):
+        described = {"type": "object", "properties": {"a": {"type": "number", **extra}}}
+        assert len(function_declaration("f", None, described, one_line_bare=True)) == 2
+    nested = {"type": "object", "properties": {"o": {"type": "object", "properties": {"a": {"type": "number"}}}}}
+    assert len(function_declaration("f", None, nested, one_line_bare=True)) == 2
+    titled = {"type": "object", "title": "T", "properties": {"a": {"type": "number"}}}
+    assert len(function_declaration("f", None, titled, one_line_bare=True)) == 2
+
+
 def test_custom_tool_and_namespace() -> None:
     assert custom_tool_declaration("g", " multi\nline ") == "// multi\n// line\ntype g = () => any;"
     assert custom_tool_declaration("g", None) == "type g = () => any;"

@@ -43,7 +43,7 @@ class _Ctx:
 
     # One per count: slots make it cheaper to build and to read on every item.
     __slots__ = ("call_names", "estimate", "fam", "has_tools", "info", "instructions", "is_call",
-                 "items", "last_user", "params", "request", "resolver")  # fmt: skip
+                 "items", "last_user", "params", "request", "resolver", "system_message")  # fmt: skip
 
     def __init__(
         self,
@@ -59,6 +59,12 @@ class _Ctx:
         self.resolver = resolver
         self.estimate = estimate
         self.instructions = request.instructions if isinstance(request.instructions, str) else ""
+        # The prompt opens with a system (developer) message of the instructions: never for "" on
+        # Responses (docs/rendering.md §1), but on chat an empty first system message is still one
+        # (§11), which tools and formats join.
+        self.system_message = bool(self.instructions) or (
+            self.fam.api == "chat" and isinstance(request.instructions, str)
+        )
         self.has_tools = isinstance(request.tools, list) and bool(request.tools)
         # The flattened history (see _flatten): each item (a member of generated.InputItem) and its
         # OpenAI path ("input[3]", "input", "previous_response_id[0]"), in two lists: no object per item.

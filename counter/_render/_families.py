@@ -75,6 +75,17 @@ def _chatml_call(recipient: str, body: Sequence[Piece], json: bool) -> list[Piec
     return [IM_START, f"assistant to={recipient}", IM_SEP, *body, IM_END]
 
 
+def _chatml_chat_call(recipient: str, body: Sequence[Piece], json: bool) -> list[Piece]:
+    # Chat Completions: the function's name is tokenized apart from `assistant to=functions.`, so the
+    # dot never merges into the name (`.get` is one token in `functions.get_weather`, `.De`+`legate` in
+    # `functions.Delegate_...`) [FIT, docs/rendering.md §11: with a one-call turn's +1 this is exact on
+    # every one-call row; the whole recipient and +2 was 1 over exactly where the dot does not merge:
+    # crew-0291 (two calls, 2 over), crew-0396, crew-0507, crew-0784, crew-1185, crew-1295, lcgo-0104,
+    # oinfh-0026, oinfh-0034]. Splitting the name off the output's sender instead counts the same.
+    namespace, dot, name = recipient.rpartition(".")
+    return [IM_START, f"assistant to={namespace}{dot}", name, IM_SEP, *body, IM_END]
+
+
 def _harmony_output(sender: str, body: Sequence[Piece], ongoing: bool) -> list[Piece]:
     if ongoing:
         # After the last user message: <|start|>functions.NAME<|message|>OUT<|end|>
@@ -141,14 +152,15 @@ class FamilyRules:
     # an assistant turn with several function calls, shown as one multi_tool_use.parallel call: + this;
     # None: the calls one by one
     parallel_call_turn: int | None = None
-    # per declaration whose first property is a bare `name: string|number|boolean,` line (no comment)
-    undescribed_scalar_first_property: int = 0
     split_first_declaration: bool = True  # the first declaration's head tokenized apart (§2 [FIT])
     pdf_file_extra: int = 0  # added to a PDF file's framing
     compacted_arguments_estimated: bool = False  # chat's compact re-serialized call arguments unproven here
     # an assistant message in history, when a json_schema format is set, is addressed to the format:
-    # `assistant to=NAME`, tokenized whole as a call's header is
+    # `assistant to=NAME`, the header tokenized whole (no `functions.` to split a name from)
     assistant_to_format: bool = False
+    required_one_tool_as_named: bool = True  # tool_choice "required" with one function costs the named choice
+    none_choice: int = 0  # tool_choice "none"
+    one_line_bare_parameters: bool = False  # parameters without any comment written `(_: { a: T, b: U })`
 
 
 # Hosted tools: the text shown to the model is not public. Each constant is fitted on one request
@@ -278,7 +290,7 @@ CHAT_CHATML: Final = replace(
     tools_framing_with_instructions=5,
     system_newline_with_tools=True,
     # The functions block is tokenized whole: the Responses split of the first declaration (§2) is
-    # 1 over on 123 of the 194 chat rows where the two differ by one (e.g. aag-0151, lgf-0024).
+    # 1 over on 185 of the exact chat rows (e.g. aag-0151), 1 row gained.
     split_first_declaration=False,
     # A PDF costs 212 more than on Responses [FIT, §11: mira-0020, pydai-0390, pydai-0572, one-page
     # PDFs of two sources; perhaps the page as an image, so longer PDFs are not known].
@@ -294,26 +306,44 @@ CHAT_CHATML: Final = replace(
     response_format_framing_with_tools=1,
     response_format_per_any_of=3,
     # With a json_schema format, an assistant message in history is rendered as if addressed to the
-    # format: `<|im_start|>assistant to=NAME<|im_sep|>TEXT<|im_end|>`, the header tokenized whole as a
-    # call's (§3) [FIT, §11: T(" to=NAME") is the whole miss on 8 rows of 3 schemas: ScoreOutput
+    # format: `<|im_start|>assistant to=NAME<|im_sep|>TEXT<|im_end|>`, the header tokenized whole
+    # (§3) [FIT, §11: T(" to=NAME") is the whole miss on 8 rows of 3 schemas: ScoreOutput
     # crew-0593, crew-0599, crew-1135, crew-1315, crew-1332, crew-1334 (+4), SimpleOutput crew-0250
     # (+4), int mira-0079 (+2); no json_schema row with an assistant message fits without it]. Not on
     # Responses: mira-0061 (the same conversation as mira-0079) is exact with a plain `assistant`.
     assistant_to_format=True,
-    # An assistant message with exactly one tool call: +2 over the Responses function_call
-    # [FIT, §11: aag-0119, aag-0200, aag-0113 (two turns)].
-    single_call_turn=2,
     # Several function calls in one assistant message: ONE call `assistant to=multi_tool_use.parallel`
     # of {"tool_uses":[{"recipient_name":"functions.NAME","parameters":ARGS},...]} (compact JSON),
     # the tool messages that answer it ONE message from `multi_tool_use.parallel` whose text is the
-    # JSON list of their texts, + 3 per such turn [FIT, §11: 32 rows, e.g. mira-0110 (12 rows),
-    # odn-0076, crew-0113, crew-1182; aag-0133/0134/0135 with 2, 3 and 4 such turns].
-    parallel_call_turn=3,
-    # A function whose first property has no comment line (no description, no title) and a bare
-    # scalar type (`a: number,`): 1 under the whole block's tokens, per such function [FIT, §11:
-    # 25 rows, e.g. lgf-0024, ollm-0003, raix-0003, pydai-0688 (one tool), ddt-0123, oinf-0020,
-    # pydai-0721 (two such tools, -2); against it odn-0067, 1 under with it: a strict xfail].
-    undescribed_scalar_first_property=-1,
+    # JSON list of their texts, + 2 per such turn [FIT, §11: 29 rows exact, e.g. mira-0110 (12 rows),
+    # odn-0076, crew-0113, crew-1182, crew-0669, rbo-0003 (cl100k); aag-0133/0134/0135 with 2, 3 and 4
+    # such turns]. The header is tokenized as a one-call turn's (`_chatml_chat_call`: the name
+    # `parallel` apart from `assistant to=multi_tool_use.`); the whole header, where `.parallel` is
+    # one token on o200k and cl100k, + 3 counts the same on every row, so the rows cannot tell the two
+    # apart: + 2 keeps one call rendering for both kinds of turn (a one-call turn is + 1).
+    parallel_call_turn=2,
+    # A tool call: its name tokenized on its own (see _chatml_chat_call), and an assistant message with
+    # exactly one tool call +1 [FIT, §11: 177 rows with one-call turns, e.g. aag-0119, aag-0200,
+    # aag-0113 (two turns), crew-0208 (five)].
+    call=_chatml_chat_call,
+    single_call_turn=1,
+    # tool_choice "required" with a single function tool adds nothing on chat, unlike Responses (§2)
+    # [API, §11: oinf-0103, oinf-0104, oinf-0110, oinfh-0171, ollmh-0020 (gpt-4o), phx-0031
+    # (gpt-4o-mini), three sources, each 7 + T(name) over with the named choice's cost].
+    required_one_tool_as_named=False,
+    # tool_choice "none" (or the legacy function_call "none") costs 1 [FIT, §11: odn-0067 (gpt-4o-mini),
+    # hmarr-13 (gpt-3.5-turbo, legacy functions), two sources, each 1 under without it]; on the
+    # harmony chat rows it adds nothing (pydai-0941, pydai-0942), as on Responses (§2).
+    none_choice=1,
+    # Parameters without a single comment (no description, title, example or default) and no nested
+    # object are declared on one line, `type f = (_: { a: number, b?: string }) => any;` [FIT, §11:
+    # 36 of the 38 rows with such a declaration exact (the 2 others are parallel-call misses), e.g.
+    # lgf-0024, ollm-0003, ollm-0185 (cl100k), raix-0003, pydai-0688, ddt-0125, oinf-0018 (one tool),
+    # ddt-0123, oinf-0020, pydai-0721 (two), pydai-0642 (next to a tool without properties),
+    # lcgo-0081, phx-0039 (enums)]. It replaces the fitted "-1 per bare scalar first property"; the
+    # Responses API and the harmony chat rows keep the multi-line form (13 Responses rows and 31
+    # gpt-5-mini chat rows break with it).
+    one_line_bare_parameters=True,
 )
 
 CHAT_HARMONY: Final = replace(

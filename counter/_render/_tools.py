@@ -3,7 +3,6 @@ response formats (docs/rendering.md §2, §5)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NamedTuple, TypeAlias
 
@@ -78,7 +77,7 @@ def _tool_function(ctx: _Ctx, tool: g.FunctionTool) -> _ToolOut:
     # `parameters` may be absent or null (the document: required but nullable): a tool without parameters
     # is declared `() => any`, as with `{}` (docs/rendering.md §2 [OFF]).
     parameters = tool.parameters if isinstance(tool.parameters, dict) else {}
-    decl = function_declaration(tool.name, description, parameters)
+    decl = function_declaration(tool.name, description, parameters, one_line_bare=ctx.fam.one_line_bare_parameters)
     return _ToolOut(decl, not _has_props(parameters), bool(description), _tool_extras(tool))
 
 
@@ -154,15 +153,6 @@ _TOOL_HANDLERS: Final[dict[type, Callable[[_Ctx, Any], _ToolOut]]] = {
 }
 
 
-# The first property line of a declaration's body: a bare scalar, no comment before it (§11).
-_BARE_SCALAR_FIRST: Final = re.compile(r"[^/\s][^\n:]*\??: (?:string|number|boolean),\n")
-
-
-def _bare_scalar_first(decl: tuple[str, ...]) -> bool:
-    """The declaration opens its parameters with `(_: {\\n` and then a bare scalar property."""
-    return len(decl) > 1 and decl[0].endswith("(_: {\n") and _BARE_SCALAR_FIRST.match(decl[1]) is not None
-
-
 def _functions_block(ctx: _Ctx, outs: Sequence[_ToolOut], header: str) -> list[Piece]:
     """`namespace functions {...}` with the first declaration's head tokenized on its own.
 
@@ -195,21 +185,12 @@ def _tools_pieces(ctx: _Ctx, tools: Sequence[Any]) -> list[Piece]:
     pieces = _functions_block(ctx, outs, fam.tools_header)
     n = sum(1 for o in outs if o.decl)
     if n:
-        framing = fam.tools_framing_with_instructions if ctx.instructions else fam.tools_framing
+        framing = fam.tools_framing_with_instructions if ctx.system_message else fam.tools_framing
         pieces.append(Fixed(framing, False, f"{fam.name} tools framing [API/FIT §2]"))
         described = sum(1 for o in outs if o.function_noprops and o.described)
         if described and fam.described_noprops_tool:
             pieces.append(
                 Fixed(described * fam.described_noprops_tool, False, "described tools without properties [FIT §2]")
-            )
-        bare = sum(1 for o in outs if _bare_scalar_first(o.decl))
-        if bare and fam.undescribed_scalar_first_property:
-            pieces.append(
-                Fixed(
-                    bare * fam.undescribed_scalar_first_property,
-                    False,
-                    "first property a bare scalar without comment, chat [FIT §11]",
-                )
             )
         if n > 1 and fam.per_extra_tool:
             pieces.append(Fixed((n - 1) * fam.per_extra_tool, False, "per extra tool [FIT §2]"))
@@ -232,6 +213,10 @@ def _choice_nothing(ctx: _Ctx, choice: Any) -> list[Piece]:
     # "required" adds nothing: pydai-0913/0914; on harmony the named choice adds nothing either:
     # pydai-0286, rllm-0060; pydai-0306 stays 3 over, docs/rendering.md §2].
     tools = ctx.request.tools
+    if choice == "none" and ctx.fam.none_choice:
+        return [Fixed(ctx.fam.none_choice, False, 'tool_choice "none", chat [FIT §11]')]
+    if not ctx.fam.required_one_tool_as_named:
+        return []  # Chat Completions: "required" adds nothing even with one tool (§11)
     if choice == "required" and isinstance(tools, list) and len(tools) == 1 and isinstance(tools[0], g.FunctionTool):
         return _choice_function(ctx, g.ToolChoiceFunction(name=tools[0].name))
     return []
@@ -280,11 +265,11 @@ def _format_json_schema(ctx: _Ctx, fmt: g.ResponseFormatTextJSONSchemaConfig) ->
     fam = ctx.fam
     description = fmt.description if isinstance(fmt.description, str) else None
     out: list[Piece] = [_format_section(fmt.name, description, fmt.schema)]
-    estimated = fam.response_format_estimated_with_context and bool(ctx.instructions or ctx.has_tools)
+    estimated = fam.response_format_estimated_with_context and (ctx.system_message or ctx.has_tools)
     framing = fam.response_format_framing
     if ctx.has_tools and fam.response_format_framing_with_tools is not None:
         framing = fam.response_format_framing_with_tools
-    elif ctx.instructions and fam.response_format_framing_with_instructions is not None:
+    elif ctx.system_message and fam.response_format_framing_with_instructions is not None:
         framing = fam.response_format_framing_with_instructions
     if framing or estimated:
         why = "response format framing [FIT §5]" + (" next to instructions/tools: estimate" if estimated else "")

@@ -239,14 +239,14 @@ def render(
     fam = ctx.fam
     new = tuple.__new__  # builds a Section without the NamedTuple's Python-level __new__ (half the cost)
     sections: list[Section] = []
-    if ctx.instructions:
-        # A system (ChatML) or developer (harmony) message; "" adds nothing (§1 [API]).
+    if ctx.system_message:
+        # A system (ChatML) or developer (harmony) message; "" adds nothing on Responses (§1 [API]).
         text = ctx.instructions
         if fam.system_newline_with_tools and (ctx.has_tools or _has_json_schema(request)):
             text += "\n"  # Chat Completions: tools and formats join the system message (§11 [FIT])
         sections.append(new(Section, ("instructions", fam.message(fam.system_role, None, [text]), None)))
     if isinstance(request.tools, list) and request.tools:
-        key = (_info_id(info), fam.name, bool(ctx.instructions), msgspec.json.encode(request.tools))
+        key = (_info_id(info), fam.name, ctx.system_message, msgspec.json.encode(request.tools))
         tools = _TOOLS.get(key)
         if tools is None:
             tools = (tuple(_tools_pieces(ctx, request.tools)), {})
