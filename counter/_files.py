@@ -4,7 +4,7 @@ This module owns docs/rendering.md §7. A file's cost is the tokens of its extra
 framing constant that the renderer adds; here we only produce the text:
 
 - PDF: text extraction with PDFium (Chrome's PDF engine, through pypdfium2's binary wheels), one line
-  per text line in reading order, lines joined with ``\\n``; pypdf (pure Python, 2-7x slower, the
+  per text line in reading order, lines joined with ``\\n``; pypdf (pure Python, 3-10x slower, the
   same counts on every recorded row) with ``INPUT_TOKENS_PDF_EXTRACTOR=pypdf`` (docs/rendering.md §7).
 - Plain-text-like files (``text/*``, JSON, XML, CSV, Markdown, source code): the UTF-8 text.
 - DOCX / XLSX: text pulled from the Office XML parts; OpenAI adds framing we could not pin
