@@ -137,6 +137,7 @@ def _pdfium_text(data: bytes) -> str:
     # it interprets operators are checked before (`_pdf_prescan`: inflated content bytes and text
     # operators of the file's streams) and between pages (the page objects loaded so far).
     _pdf_prescan(data)
+    data = _without_icc_profiles(data)
     c: Any = pdfium_c  # pypdfium2 is not typed
     pages: list[str] = []
     objects = 0
@@ -189,9 +190,41 @@ def _pdfium_page_text(c: Any, page: Any, box: Any) -> str:
             return ""
         buffer = (ctypes.c_ushort * size)()
         c.FPDFText_GetBoundedText(*args, buffer, size)
-        return codecs.decode(buffer, "utf-16-le", "ignore")  # type: ignore[call-overload]
+        return codecs.decode(buffer, "utf-16-le", "ignore")
     finally:
         c.FPDFText_ClosePage(textpage)
+
+
+def _without_icc_profiles(data: bytes) -> bytes:
+    """The PDF with its ICC-based colour spaces made unknown to PDFium, at the same byte offsets.
+
+    An ICC profile only says how to render colours, never which text a page holds, yet PDFium builds
+    a LittleCMS colour transform for each one while it loads the page: a third of the time of
+    `rllm-0036` (a grey profile, as macOS writes them; docs/benchmarks.md). PDFium tells colour-space
+    families apart by the first four letters of the name, so `[/ICCBased` becomes `[/XCCBased`: the
+    colour space does not load and its colour operators are skipped; the text is the same
+    (tests/test_primitives_files.py). Only names outside streams are rewritten (a page's content
+    can show the name as text); a colour space inside a compressed object stream is not seen and
+    keeps its cost. Every offset stays, so the cross-reference table stays valid.
+    """
+    if b"/ICCBased" not in data:
+        return data
+    out = bytearray(data)
+    inside = False  # in a stream's data
+    pos = 0
+    for match in _ICC_BASED.finditer(data):
+        # One forward walk over the `stream` / `endstream` keywords for all the matches.
+        while (at := data.find(b"stream", pos, match.start())) >= 0:
+            inside = data[at - 3 : at] != b"end"
+            pos = at + 6
+        if not inside:
+            out[match.end() - 8] = ord("X")
+    return bytes(out)
+
+
+# `/ICCBased` opening a colour-space array (`[/ICCBased 5 0 R]`, also nested in an Indexed,
+# Separation, DeviceN or Pattern space).
+_ICC_BASED: Final = re.compile(rb"\[\s*/ICCBased")
 
 
 # PDFium's reasons for a document that does not load (`FPDF_GetLastError`, fpdfview.h).

@@ -540,14 +540,15 @@ def _recorded_pdfs() -> dict[str, bytes]:
 
 
 def _pdfium_floor(data: bytes) -> str:
-    """PDFium's own work on a PDF and nothing else: the C calls of `_files._pdfium_text` without its
-    prescan, bounds, lock or deadline (what no caller of PDFium can do without)."""
+    """PDFium's own work on a PDF and nothing else: the C calls of `_files._pdfium_text` on the bytes
+    it gives PDFium (ICC colour spaces renamed), without its prescan, bounds, lock or deadline."""
     import pypdfium2.raw as pdfium_c
 
     from counter import _files
 
     c: Any = pdfium_c
     box = c.FS_RECTF()
+    data = _files._without_icc_profiles(data)
     doc = c.FPDF_LoadMemDocument64(data, len(data), None)
     try:
         pages = []
