@@ -210,18 +210,37 @@ def _without_icc_profiles(data: bytes) -> bytes:
     if b"/ICCBased" not in data:
         return data
     out = bytearray(data)
-    inside = False  # in a stream's data
-    pos = 0
-    for match in _ICC_BASED.finditer(data):
-        # One forward walk over the `stream` / `endstream` keywords for all the matches.
-        while (at := data.find(b"stream", pos, match.start())) >= 0:
-            inside = data[at - 3 : at] != b"end"
-            pos = at + 6
-        if not inside:
-            out[match.end() - 8] = ord("X")
+    pos = 0  # the bytes before `pos` are done; each byte is searched once
+    renamed = 0
+    match = _ICC_BASED.search(data)
+    while match is not None and renamed < _MAX_ICC_RENAMES:  # past the bound PDFium pays for them
+        at = _stream_keyword(data, pos, match.start())
+        if at >= 0:  # a stream starts before the match: skip its data, which may hold the name as text
+            end = data.find(b"endstream", at)
+            if end < 0:
+                break
+            pos = end + 9
+            if match.start() < pos:
+                match = _ICC_BASED.search(data, pos)
+            continue
+        out[match.end() - 8] = ord("X")
+        renamed += 1
+        pos = match.end()
+        match = _ICC_BASED.search(data, pos)
     return bytes(out)
 
 
+def _stream_keyword(data: bytes, start: int, end: int) -> int:
+    """Where the first `stream` keyword (not `endstream`) between `start` and `end` is, or -1."""
+    while (at := data.find(b"stream", start, end)) >= 0:
+        if data[at - 3 : at] != b"end":
+            return at
+        start = at + 6
+    return -1
+
+
+# A real file has a few ICC colour spaces; a hostile one with a million costs PDFium, not this walk.
+_MAX_ICC_RENAMES: Final = 1000
 # `/ICCBased` opening a colour-space array (`[/ICCBased 5 0 R]`, also nested in an Indexed,
 # Separation, DeviceN or Pattern space).
 _ICC_BASED: Final = re.compile(rb"\[\s*/ICCBased")

@@ -187,6 +187,17 @@ def test_pdf_icc_colour_spaces_are_not_loaded_and_the_text_is_the_same(
     assert texts[1:] == ["Grey\nOutlined\nInvisible", "/ICCBased [/ICCBased 5 0 R]"]
 
 
+def test_pdf_icc_renaming_is_linear_and_bounded() -> None:
+    # Hostile shapes: many streams holding the name, many names; each byte is searched once.
+    many = b"%PDF-1.4\n" + b"stream\n[/ICCBased 5 0 R]\nendstream\n" * 100_000 + b"[/ICCBased 5 0 R]" * 2000
+    start = time.monotonic()
+    out = _files._without_icc_profiles(many)
+    assert time.monotonic() - start < 2
+    assert out.count(b"[/XCCBased") == _files._MAX_ICC_RENAMES  # none inside a stream, at most the bound
+    unterminated = b"%PDF-1.4\n[/ICCBased 5 0 R] stream\n" + b"[/ICCBased 5 0 R]" * 100_000
+    assert _files._without_icc_profiles(unterminated).count(b"XCCBased") == 1  # the rest is a stream's data
+
+
 def test_pdf_with_cyclic_page_tree_terminates() -> None:
     data = pdf(b"BT (x) Tj ET", kids="2 0 R")  # the page tree lists itself as a kid
     start = time.monotonic()
