@@ -4,7 +4,7 @@ This module owns docs/rendering.md §7. A file's cost is the tokens of its extra
 framing constant that the renderer adds; here we only produce the text:
 
 - PDF: text extraction with PDFium (Chrome's PDF engine, through pypdfium2's binary wheels), one line
-  per text line in reading order, lines joined with ``\\n``; pypdf (pure Python, 2-7x slower, the
+  per text line in reading order, lines joined with ``\\n``; pypdf (pure Python, 3-10x slower, the
   same counts on every recorded row) with ``INPUT_TOKENS_PDF_EXTRACTOR=pypdf`` (docs/rendering.md §7).
 - Plain-text-like files (``text/*``, JSON, XML, CSV, Markdown, source code): the UTF-8 text.
 - DOCX / XLSX: text pulled from the Office XML parts; OpenAI adds framing we could not pin
@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import contextlib
+import ctypes
 import io
 import logging
 import os
@@ -124,50 +126,135 @@ _pdfium_lock: Final = threading.Lock()
 
 
 def _pdfium_text(data: bytes) -> str:
-    # Imported lazily, as pypdf was: most requests carry no PDF.
-    import pypdfium2 as pdfium
+    # Imported lazily, as pypdf was: most requests carry no PDF. Importing pypdfium2 initialises
+    # PDFium; the extraction then calls PDFium's C API (`pypdfium2.raw`) directly: the helper classes
+    # (`PdfDocument`, `PdfPage`, `PdfTextPage`) set up a finalizer, a weak reference and a repr for
+    # every handle, which cost as much as PDFium's own work on a small file (docs/benchmarks.md).
+    import pypdfium2  # noqa: F401
     import pypdfium2.raw as pdfium_c
 
     # PDFium parses a page whole, in C, when the page is loaded: the bounds that pypdf checks while
     # it interprets operators are checked before (`_pdf_prescan`: inflated content bytes and text
     # operators of the file's streams) and between pages (the page objects loaded so far).
     _pdf_prescan(data)
-    document: Any = pdfium.PdfDocument  # pypdfium2 is not typed
+    data = _without_icc_profiles(data)
+    c: Any = pdfium_c  # pypdfium2 is not typed
     pages: list[str] = []
     objects = 0
+    box = c.FS_RECTF()
     with _pdfium_lock:
+        # PDFium reads `data` in place (no copy): it stays referenced until the document is closed.
+        doc = c.FPDF_LoadMemDocument64(data, len(data), None)
         try:
-            doc = document(data)
-        except pdfium.PdfiumError as exc:
-            raise FileError(f"unreadable PDF: {exc}") from None
-        try:
-            n = len(doc)
+            n = c.FPDF_GetPageCount(doc) if doc else 0
+            if n < 1:
+                raise FileError(f"unreadable PDF: {_PDFIUM_ERRORS.get(c.FPDF_GetLastError(), 'no pages')}")
             if n > MAX_PDF_PAGES:
                 raise FileError(f"PDF has {n} pages (limit {MAX_PDF_PAGES})")
             for i in range(n):
                 _deadline.check()
-                page = doc[i]
+                page = c.FPDF_LoadPage(doc, i)
+                if not page:
+                    raise FileError(f"unreadable PDF: page {i + 1} does not load")
                 try:
-                    objects += pdfium_c.FPDFPage_CountObjects(page.raw)
+                    objects += c.FPDFPage_CountObjects(page)
                     if objects > MAX_PDF_OPERATORS:
-                        raise _OverBudget
-                    textpage = page.get_textpage()
-                    try:
-                        pages.append(textpage.get_text_bounded())
-                    finally:
-                        textpage.close()
+                        raise FileError(
+                            f"PDF has more than {MAX_PDF_OPERATORS} content operators: too large to extract"
+                        )
+                    pages.append(_pdfium_page_text(c, page, box))
                 finally:
-                    page.close()
-        except _OverBudget:
-            raise FileError(f"PDF has more than {MAX_PDF_OPERATORS} content operators: too large to extract") from None
-        except (FileError, CountTimeoutError):
-            raise
-        except pdfium.PdfiumError as exc:
-            raise FileError(f"unreadable PDF: {exc}") from None
+                    c.FPDF_ClosePage(page)
         finally:
-            doc.close()
+            if doc:
+                c.FPDF_CloseDocument(doc)
     # PDFium ends lines with CRLF; pypdf, and OpenAI's counts (docs/rendering.md §7), with LF.
     return "\n".join(pages).replace("\r\n", "\n")
+
+
+def _pdfium_page_text(c: Any, page: Any, box: Any) -> str:
+    """The text of a loaded page inside its bounding box (media box and crop box intersected).
+
+    What pypdfium2's `PdfTextPage.get_text_bounded()` returned before: the text PDFium reads inside
+    the box (text drawn off the page is left out), UTF-16 decoded with undecodable units dropped.
+    """
+    if not c.FPDF_GetPageBoundingBox(page, box):
+        raise FileError("unreadable PDF: a page has no bounding box")
+    textpage = c.FPDFText_LoadPage(page)
+    if not textpage:
+        raise FileError("unreadable PDF: a page's text does not load")
+    try:
+        args = (textpage, box.left, box.top, box.right, box.bottom)
+        size = c.FPDFText_GetBoundedText(*args, None, 0)
+        if size <= 0:
+            return ""
+        buffer = (ctypes.c_ushort * size)()
+        c.FPDFText_GetBoundedText(*args, buffer, size)
+        return codecs.decode(buffer, "utf-16-le", "ignore")
+    finally:
+        c.FPDFText_ClosePage(textpage)
+
+
+def _without_icc_profiles(data: bytes) -> bytes:
+    """The PDF with its ICC-based colour spaces made unknown to PDFium, at the same byte offsets.
+
+    An ICC profile only says how to render colours, never which text a page holds, yet PDFium builds
+    a LittleCMS colour transform for each one while it loads the page: a third of the time of
+    `rllm-0036` (a grey profile, as macOS writes them; docs/benchmarks.md). PDFium tells colour-space
+    families apart by the first four letters of the name, so `[/ICCBased` becomes `[/XCCBased`: the
+    colour space does not load and its colour operators are skipped; the text is the same
+    (tests/test_primitives_files.py). Only names outside streams are rewritten (a page's content
+    can show the name as text); a colour space inside a compressed object stream is not seen and
+    keeps its cost. Every offset stays, so the cross-reference table stays valid.
+    """
+    if b"/ICCBased" not in data:
+        return data
+    out = bytearray(data)
+    pos = 0  # the bytes before `pos` are done; each byte is searched once
+    renamed = 0
+    match = _ICC_BASED.search(data)
+    while match is not None and renamed < _MAX_ICC_RENAMES:  # past the bound PDFium pays for them
+        at = _stream_keyword(data, pos, match.start())
+        if at >= 0:  # a stream starts before the match: skip its data, which may hold the name as text
+            end = data.find(b"endstream", at)
+            if end < 0:
+                break
+            pos = end + 9
+            if match.start() < pos:
+                match = _ICC_BASED.search(data, pos)
+            continue
+        out[match.end() - 8] = ord("X")
+        renamed += 1
+        pos = match.end()
+        match = _ICC_BASED.search(data, pos)
+    return bytes(out)
+
+
+def _stream_keyword(data: bytes, start: int, end: int) -> int:
+    """Where the first `stream` keyword (not `endstream`) between `start` and `end` is, or -1."""
+    while (at := data.find(b"stream", start, end)) >= 0:
+        if data[at - 3 : at] != b"end":
+            return at
+        start = at + 6
+    return -1
+
+
+# A real file has a few ICC colour spaces; a hostile one with a million costs PDFium, not this walk.
+_MAX_ICC_RENAMES: Final = 1000
+# `/ICCBased` opening a colour-space array (`[/ICCBased 5 0 R]`, also nested in an Indexed,
+# Separation, DeviceN or Pattern space).
+_ICC_BASED: Final = re.compile(rb"\[\s*/ICCBased")
+
+
+# PDFium's reasons for a document that does not load (`FPDF_GetLastError`, fpdfview.h).
+_PDFIUM_ERRORS: Final = {
+    1: "unknown error",
+    2: "file not found or could not be opened",
+    3: "file not in PDF format or corrupted",
+    4: "password required or incorrect password",
+    5: "unsupported security scheme",
+    6: "page not found or content error",
+}
 
 
 def _pdf_prescan(data: bytes) -> None:
@@ -192,10 +279,10 @@ def _pdf_prescan(data: bytes) -> None:
         pos = end
         lo = data.rfind(b"obj", max(0, at - 4096), at)
         head = data[lo if lo >= 0 else max(0, at - 4096) : at]  # the stream's dictionary
-        if any(kind in head for kind in _NOT_CONTENT):
+        if _NOT_CONTENT.search(head):
             continue
         body = data[start:end]
-        if b"/FlateDecode" in head or b"/Fl " in head or b"/Fl/" in head or b"/Fl]" in head:
+        if _FLATE.search(head):
             # A damaged stream is counted by its raw bytes: PDFium finds it damaged too, or skips it.
             with contextlib.suppress(zlib.error):
                 body = zlib.decompressobj().decompress(body, MAX_PDF_CONTENT_BYTES - content + 1)
@@ -210,17 +297,12 @@ def _pdf_prescan(data: bytes) -> None:
 # Streams that are not page content, told by a key of their dictionary: images, font programs
 # (`/Length1` of FontFile and FontFile2, the subtypes of FontFile3; a CJK font inflates to 10 MB and
 # more), metadata, embedded files, cross-reference and object streams.
-_NOT_CONTENT: Final = (
-    b"/Image",
-    b"/Length1",
-    b"/Type1C",
-    b"/CIDFontType0C",
-    b"/OpenType",
-    b"/Metadata",
-    b"/EmbeddedFile",
-    b"/XRef",
-    b"/ObjStm",
+# One regular expression rather than a test per key: the prescan runs on every PDF.
+_NOT_CONTENT: Final = re.compile(
+    rb"/Image|/Length1|/Type1C|/CIDFontType0C|/OpenType|/Metadata|/EmbeddedFile|/XRef|/ObjStm"
 )
+# The Flate filter, by its name or its abbreviation in an inline dictionary.
+_FLATE: Final = re.compile(rb"/FlateDecode|/Fl[ /\]]")
 
 
 class _OverBudget(Exception):

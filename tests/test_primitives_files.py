@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import time
 import zipfile
 import zlib
+from typing import Any
 
 import pytest
 
@@ -16,8 +18,19 @@ from counter._files import FileError, FileText, decode_file_data, file_text
 # --- builders ---------------------------------------------------------------------------------
 
 
-def pdf(*pages: bytes, flate: bool = False, precompressed: bool = False, kids: str | None = None) -> bytes:
-    """A minimal valid PDF: catalog, page tree, Helvetica, one content stream per page, xref."""
+def pdf(
+    *pages: bytes,
+    flate: bool = False,
+    precompressed: bool = False,
+    kids: str | None = None,
+    resources: bytes = b"",
+    objects: tuple[bytes, ...] = (),
+) -> bytes:
+    """A minimal valid PDF: catalog, page tree, Helvetica, one content stream per page, xref.
+
+    `resources` is added to every page's resource dictionary; `objects` follow the pages, numbered
+    from 4 + 2 x the number of pages.
+    """
     n = len(pages)
     objs = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
@@ -27,11 +40,14 @@ def pdf(*pages: bytes, flate: bool = False, precompressed: bool = False, kids: s
     for i, content in enumerate(pages):
         objs.append(
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-            + f"/Resources << /Font << /F1 3 0 R >> >> /Contents {5 + 2 * i} 0 R >>".encode()
+            + b"/Resources << /Font << /F1 3 0 R >> "
+            + resources
+            + f" >> /Contents {5 + 2 * i} 0 R >>".encode()
         )
         body = zlib.compress(content) if flate else content
         filt = " /Filter /FlateDecode" if flate or precompressed else ""
         objs.append(f"<< /Length {len(body)}{filt} >>\nstream\n".encode() + body + b"\nendstream")
+    objs += objects
     out = b"%PDF-1.4\n"
     offsets = []
     for i, obj in enumerate(objs, 1):
@@ -134,6 +150,52 @@ def test_corrupt_pdf_is_file_error(data: bytes) -> None:
     with pytest.raises(FileError, match="unreadable PDF"):
         file_text(b64(data, "application/pdf"), "bad.pdf")
     assert time.monotonic() - start < 2
+
+
+def test_pdf_icc_colour_spaces_are_not_loaded_and_the_text_is_the_same(
+    dev_requests: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `_without_icc_profiles`: PDFium builds a colour transform for each ICC profile, a third of
+    # rllm-0036's time; the colour never changes the text. The only recorded PDF with a profile is
+    # rllm-0036's (and rllm-0037's), a macOS grey one.
+    items = [item for body in dev_requests if isinstance(body["input"], list) for item in body["input"]]
+    parts = [p for item in items if isinstance(item.get("content"), list) for p in item["content"]]
+    pdfs = [decode_file_data(p["file_data"])[1] for p in parts if p.get("file_data")]
+    [recorded] = {data for data in pdfs if b"/ICCBased" in data}
+    ref = re.search(rb"/ICCBased (\d+) 0 R", recorded)
+    assert ref
+    head = re.search(rb"\n" + ref[1] + rb" 0 obj\s*<<[^>]*>>\s*stream\r?\n", recorded)
+    assert head
+    body = recorded[head.end() : recorded.index(b"endstream", head.end())]
+    profile = b"<< /N 1 /Filter /FlateDecode /Length %d >>\nstream\n%b\nendstream" % (len(body), body)
+    assert len(zlib.decompress(body)) > 1000  # the profile itself
+    colour = pdf(
+        b"/Cs1 cs 0.5 sc BT /F1 12 Tf 72 700 Td (Grey) Tj ET /Cs1 CS 1 SC BT /F1 12 Tf 1 Tr 72 680 Td"
+        b" (Outlined) Tj ET /Cs1 cs 0.2 scn BT /F1 12 Tf 3 Tr 72 660 Td (Invisible) Tj ET",
+        resources=b"/ColorSpace << /Cs1 [ /ICCBased 6 0 R ] >>",
+        objects=(profile,),
+    )
+    named = pdf(b"BT /F1 12 Tf 72 700 Td (/ICCBased [/ICCBased 5 0 R]) Tj ET")
+    for data in (recorded, colour):
+        rewritten = _files._without_icc_profiles(data)
+        assert len(rewritten) == len(data)
+        assert rewritten.count(b"[ /XCCBased") == 1
+    assert _files._without_icc_profiles(named) == named  # text on a page, in a stream: kept
+    texts = [_files._pdfium_text(data) for data in (recorded, colour, named)]
+    monkeypatch.setattr(_files, "_without_icc_profiles", lambda data: data)
+    assert texts == [_files._pdfium_text(data) for data in (recorded, colour, named)]
+    assert texts[1:] == ["Grey\nOutlined\nInvisible", "/ICCBased [/ICCBased 5 0 R]"]
+
+
+def test_pdf_icc_renaming_is_linear_and_bounded() -> None:
+    # Hostile shapes: many streams holding the name, many names; each byte is searched once.
+    many = b"%PDF-1.4\n" + b"stream\n[/ICCBased 5 0 R]\nendstream\n" * 100_000 + b"[/ICCBased 5 0 R]" * 2000
+    start = time.monotonic()
+    out = _files._without_icc_profiles(many)
+    assert time.monotonic() - start < 2
+    assert out.count(b"[/XCCBased") == _files._MAX_ICC_RENAMES  # none inside a stream, at most the bound
+    unterminated = b"%PDF-1.4\n[/ICCBased 5 0 R] stream\n" + b"[/ICCBased 5 0 R]" * 100_000
+    assert _files._without_icc_profiles(unterminated).count(b"XCCBased") == 1  # the rest is a stream's data
 
 
 def test_pdf_with_cyclic_page_tree_terminates() -> None:
