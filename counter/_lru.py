@@ -50,6 +50,22 @@ class BoundedLRU(Generic[K, V]):
         self.hits += 1
         return value
 
+    def get_many(self, keys: list[K]) -> list[V | None]:
+        """`get` of each key, in one call (for a body's many items)."""
+        data, move = self._data, self._data.move_to_end
+        out = [data.get(key) for key in keys]
+        hits = 0
+        for key, value in zip(keys, out, strict=True):
+            if value is not None:
+                hits += 1
+                try:  # noqa: SIM105 - as in `get`
+                    move(key)
+                except KeyError:
+                    pass
+        self.hits += hits
+        self.misses += len(keys) - hits
+        return out
+
     def put(self, key: K, value: V) -> None:
         weight = self._size(key)
         if weight > self.max_size // 4:

@@ -12,11 +12,12 @@ import generated as g
 from counter import _deadline
 from counter._decode import decode_request
 from counter._errors import CountTimeoutError, InvalidRequestError
+from counter._history import ITEMS, ItemEntry
 from counter._lru import BoundedLRU
 from counter._models import ModelInfo
 from counter._pieces import Fixed
 from counter._render._content import _FILE_TEXTS, _PART_HANDLERS
-from counter._render._context import _TAGS, Section, _Ctx, _dispatch
+from counter._render._context import _TAGS, NEIGHBOURS, OPAQUE, POSITION, Section, _Ctx, _dispatch
 from counter._render._families import _CHAT_FAMILIES, _FAMILIES
 from counter._render._items import _ITEM_HANDLERS
 from counter._render._tools import (
@@ -39,6 +40,7 @@ _MEMOS: Final[dict[str, BoundedLRU[Any, Any]]] = {
     "response_formats": _FORMATS,
     "tools": _TOOLS,
     "file_texts": _FILE_TEXTS,
+    "items": ITEMS,
 }
 
 
@@ -229,8 +231,12 @@ def render(
     resolver: Resolver | None = None,
     estimate: bool = False,
     api: str = "responses",
+    entries: Sequence[ItemEntry] | None = None,
 ) -> list[Section]:
     """The request as the model sees it, in labelled sections of pieces (see the module docstring).
+
+    `entries`, the item cache's entries of `request.input` (counter/_history.py), lets an item rendered
+    before under the same context be taken from there, with its counts.
 
     Raises `UnresolvedError` for state nobody resolved (unless `estimate`), `InvalidRequestError`
     for unreadable images or files, `TypeError` for an object of a kind no rule covers.
@@ -278,21 +284,81 @@ def render(
         )
 
     _flatten(ctx, sections)
-    # Items are rendered afresh on every count. Remembering them by content cost more than it saved:
-    # the key (each item encoded and hashed) cost about what rendering the item does on scripts/bench.py's
-    # large body, whose items carry images, and a next turn measured the same with and without it.
-    # What a next turn saves is tokenizing, and the text cache keeps that.
-    handlers, tags, params = _ITEM_HANDLERS, _TAGS, ctx.params  # locals: a loop per item
+    if entries is not None:
+        _remembered_items(ctx, sections, entries)
+    else:
+        handlers, tags, params = _ITEM_HANDLERS, _TAGS, ctx.params  # locals: a loop per item
+        deadline, monotonic = _deadline.current(), _deadline.monotonic
+        for k, item in enumerate(ctx.items):
+            if deadline is not None and monotonic() > deadline[0]:
+                raise CountTimeoutError(deadline[1])
+            cls = item.__class__
+            handler = handlers.get(cls) or _dispatch(handlers, item, "input item")
+            sections.append(new(Section, (f"{params[k]} {tags[cls]}", handler(ctx, k, item), None)))
+    sections.append(_PRIMING[fam.name])
+    return sections
+
+
+def _remembered_items(ctx: _Ctx, sections: list[Section], entries: Sequence[ItemEntry]) -> None:
+    """The items' sections, each taken from its cache entry when it was rendered before in the same context.
+
+    An item's rule reads the item, the context (the family, the model's rules, `estimate`) and what
+    it asks of the rest of the request through `_Ctx` (`ctx.asked`: where the item stands against the
+    last user message, whether a neighbour is a function call, the name of a call); a rendering is
+    taken again only when the context is the same and those questions get the same answers, so the
+    rule, which reads nothing else, would render it the same. A rule that read the resolver or the
+    whole history (`OPAQUE`) is rendered afresh every time, and so is one that failed: nothing is
+    kept of it (errors name the item's path, which a position changes).
+    """
+    context = (ctx.fam.name, _info_id(ctx.info), ctx.estimate)
+    handlers, tags, params, new = _ITEM_HANDLERS, _TAGS, ctx.params, tuple.__new__
+    offset = len(ctx.items) - len(entries)  # a stored history comes first, and has no entries
     deadline, monotonic = _deadline.current(), _deadline.monotonic
     for k, item in enumerate(ctx.items):
         if deadline is not None and monotonic() > deadline[0]:
             raise CountTimeoutError(deadline[1])
-        param = params[k]
         cls = item.__class__
-        handler = handlers.get(cls) or _dispatch(handlers, item, "input item")
-        sections.append(new(Section, (f"{param} {tags[cls]}", handler(ctx, k, item), None)))
-    sections.append(_PRIMING[fam.name])
-    return sections
+        label = f"{params[k]} {tags[cls]}"
+        entry = entries[k - offset] if k >= offset else None
+        if entry is None or entry.item is not item:  # a stored item, or a reference the resolver replaced
+            handler = handlers.get(cls) or _dispatch(handlers, item, "input item")
+            sections.append(new(Section, (label, handler(ctx, k, item), None)))
+            continue
+        asked = entry.asks.get(context)
+        done = None
+        if asked is not None:
+            answers = _answers(ctx, k, asked) if asked else ()
+            done = entry.renders.get((context, answers))
+        if done is None:
+            questions: list[Any] = []
+            ctx.asked = questions
+            try:
+                pieces = (handlers.get(cls) or _dispatch(handlers, item, "input item"))(ctx, k, item)
+            finally:
+                ctx.asked = None
+            if OPAQUE in questions:
+                sections.append(new(Section, (label, pieces, None)))
+                continue
+            # The questions of every rendering so far, in the order first asked (a rule may ask more
+            # in another context, down another branch).
+            asked = tuple(dict.fromkeys((*(asked or ()), *questions)))
+            answers = _answers(ctx, k, asked)
+            done = (pieces, {})
+            entry.remember(context, asked, answers, done)
+        sections.append(new(Section, (label, *done)))
+
+
+def _answers(ctx: _Ctx, k: int, asked: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The answers to an item's questions (`_Ctx.asked`) for item `k` of this request, as `_Ctx`'s
+    methods would answer them: POSITION as the sign of k - last_user (`ongoing` and `dropped`)."""
+    return tuple(
+        (k > ctx.last_user) - (k < ctx.last_user)
+        if question is POSITION
+        else ctx.is_call[k] or ctx.is_call[k + 2]
+        if question is NEIGHBOURS
+        else ctx.call_names.get(question[1])
+        for question in asked
+    )
 
 
 # The priming is the same for every request of a family: one section each, whose counts are shared

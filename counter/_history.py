@@ -1,0 +1,149 @@
+"""The item cache: an agent's next turn resends its whole history, and only the end of it is new.
+
+A JSON body's top level is decoded with `input` as the raw text of each item (msgspec.Raw, one scan
+of the body, no objects built for what is inside the items); each item's exact bytes are then looked
+up in a bounded LRU (`items` in `counter.cache_info()`). An entry holds the item as validated, typed,
+by the request decoder on its first sight, and its renderings (`counter._render`), each with its token
+counts, under the context that rendering read. Only the items seen for the first time are decoded,
+all in one call. The rest of the top level (instructions, tools, ...) is one more entry, keyed by its
+own JSON text.
+
+Why this is exact, and errors too:
+- the same bytes decode and validate the same way: an item's type, constraints and role rules depend
+  on its text alone (the default `type` tag too), so a validated item can be reused;
+- a body is valid when the rest of its top level is and each of its items is, and the request-level
+  rules (`_check_presence`) are checked again on the assembled request;
+- anything else takes the plain path (`decode_request_unknown`), which then reports the error: a
+  body that does not decode here, an invalid item or top level, unknown fields, `input` as a string
+  or absent. So an error is always the plain path's own.
+
+Entries are weighed by their JSON bytes; the memory they hold is about twice that and more for items
+whose rendering is text (the typed item and the rendered pieces, which share most strings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import msgspec
+
+import generated
+from counter._decode import _PRESENCE_CLASSES, _TEXT, _check_presence, decode_request
+from counter._errors import InvalidRequestError
+from counter._lru import BoundedLRU
+
+__all__ = ["ITEMS", "ItemEntry", "decode_cached"]
+
+Request = generated.InputTokenCountRequest
+
+
+class ItemEntry:
+    """One input item (or a body's top level without its input) as validated on its first sight, and
+    its renderings (counter/_render/_walk.py, `_remembered_items`).
+
+    `asks` holds, per rendering context (family, model rules, `estimate`), the questions the item's
+    rule asked of the rest of the request (`_Ctx.asked`: its position, its neighbours, a call's name);
+    `renders` holds each rendering under its context and the answers to those questions, with its
+    counts: `{(context, answers): (pieces, {encoding: (tokens, estimated)})}`.
+    """
+
+    __slots__ = ("asks", "item", "renders")
+
+    def __init__(self, item: Any) -> None:
+        self.item = item
+        self.asks: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self.renders: dict[tuple[Any, ...], tuple[Sequence[Any], dict[str, tuple[int, bool]]]] = {}
+
+    def remember(
+        self,
+        context: tuple[Any, ...],
+        asked: tuple[Any, ...],
+        answers: tuple[Any, ...],
+        value: tuple[Sequence[Any], dict[str, tuple[int, bool]]],
+    ) -> None:
+        """Keep a rendering; when the questions of a context change, what was kept under it goes (its
+        answers would be to other questions), and an item rendered under many contexts keeps the last few."""
+        if self.asks.get(context) != asked or len(self.renders) >= _MAX_RENDERS:
+            self.renders.clear()
+            self.asks[context] = asked
+        self.renders[(context, answers)] = value
+
+
+_MAX_RENDERS: Final = 8
+
+#: By exact JSON text: 16 MB of it and 16,384 entries by default (`counter.configure_cache("items", ...)`).
+ITEMS: Final[BoundedLRU[bytes, ItemEntry]] = BoundedLRU(len, 16_000_000, 16_384)
+
+# Bodies smaller than this take the plain path: decoding them costs less than the lookups.
+_MIN_BYTES: Final = 2048
+
+_WIRE_NAMES: Final = Request.__struct_encode_fields__
+if Request.__struct_fields__ != _WIRE_NAMES or not all(name.isidentifier() for name in _WIRE_NAMES):
+    raise RuntimeError("counter/_history.py expects the request's fields under their wire names")
+
+# The top level: `input` as each item's raw JSON, every other field as its raw JSON, None when absent.
+# An unknown field fails here, and the plain path reports it.
+_Top = msgspec.defstruct(
+    "_Top",
+    [(name, list[msgspec.Raw] if name == "input" else msgspec.Raw, None) for name in _WIRE_NAMES],
+    forbid_unknown_fields=True,
+)
+_TOP: Final = msgspec.json.Decoder(_Top)
+_OTHER_FIELDS: Final = tuple((name, msgspec.json.encode(name) + b":") for name in _WIRE_NAMES if name != "input")
+
+
+def decode_cached(body: object) -> tuple[Request, list[ItemEntry]] | None:
+    """A valid JSON body as `decode_request` decodes it, with each input item's cache entry (in order);
+    None when the body is better (or only) decoded by the plain path: not JSON text, small, invalid,
+    or without an `input` list."""
+    if not isinstance(body, _TEXT) or len(body) < _MIN_BYTES:
+        return None
+    try:
+        top = _TOP.decode(body)
+    except (msgspec.DecodeError, UnicodeError, RecursionError):  # a ValidationError is a DecodeError
+        return None
+    raws = top.input  # type: ignore[attr-defined]  # a field of the defstruct
+    if raws is None:
+        return None
+    # The top level without `input`, as JSON: a leading space (valid JSON) keeps its key apart from any
+    # item's, whose raw text starts with its first character.
+    fields = [b" {"]
+    for name, prefix in _OTHER_FIELDS:
+        value = getattr(top, name)
+        if value is not None:
+            fields += (prefix, bytes(value), b",")
+    if len(fields) > 1:
+        fields.pop()
+    fields.append(b"}")
+    shell_key = b"".join(fields)
+
+    keys = [bytes(raw) for raw in raws]
+    entries = ITEMS.get_many(keys)
+    missing: dict[bytes, ItemEntry | None] = {keys[k]: None for k, entry in enumerate(entries) if entry is None}
+    if missing:
+        # Each distinct new item once (a body may repeat one), all in one call.
+        try:
+            decoded = decode_request(b'{"input":[' + b",".join(missing) + b"]}").input
+        except InvalidRequestError:
+            return None
+        assert isinstance(decoded, list)
+        for key, item in zip(missing, decoded, strict=True):
+            missing[key] = ItemEntry(item)
+            ITEMS.put(key, missing[key])  # type: ignore[arg-type]  # just set
+        entries = [missing[keys[k]] if entry is None else entry for k, entry in enumerate(entries)]
+    shell = ITEMS.get(shell_key)
+    if shell is None:
+        try:
+            shell = ItemEntry(decode_request(shell_key))
+        except InvalidRequestError:
+            return None
+        ITEMS.put(shell_key, shell)
+    items: list[ItemEntry] = entries  # type: ignore[assignment]  # every None was filled above
+    request = msgspec.structs.replace(shell.item, input=[entry.item for entry in items])
+    if request.__class__ in _PRESENCE_CLASSES:
+        try:
+            _check_presence(request, "")
+        except InvalidRequestError:
+            return None
+    return request, items
