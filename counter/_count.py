@@ -20,7 +20,7 @@ from counter._calibration import Calibration
 from counter._decode import decode_request_unknown
 from counter._encoding import TokenizerError, counter_for, known_counts
 from counter._errors import CountTimeoutError, InputTokensError, InvalidRequestError, Remedy
-from counter._history import ItemEntry, decode_cached
+from counter._history import Remembered, decode_cached
 from counter._models import ModelInfo, UnknownModelError, base_model, known_models, lookup_model
 from counter._pieces import Fixed, Piece, Special, render_text
 from counter._render import Section, memo_clear, memo_configure, memo_info, render
@@ -162,9 +162,9 @@ def _count_body(
     # or one with an error, takes the plain path, which names the error.
     cached = decode_cached(body)
     if cached is not None:
-        request, entries = cached
+        request, remembered = cached
         return _count_request(
-            body, request, model, resolver, estimate, breakdown, deadline, calibration, collect, entries=entries
+            body, request, model, resolver, estimate, breakdown, deadline, calibration, collect, remembered=remembered
         )
     request, unknown_paths = decode_request_unknown(body, unknown)
     return _count_request(
@@ -185,12 +185,12 @@ def _count_request(
     api: str = "responses",
     extra: Callable[[list[Section], ModelInfo], list[Section]] | None = None,
     unknown_paths: tuple[str, ...] = (),
-    entries: Sequence[ItemEntry] | None = None,
+    remembered: Remembered | None = None,
 ) -> Count:
     """Render a decoded request for `api` ("responses" or "chat", counter._chat) and count it;
     `extra` edits the sections first (the chat framing that has no Responses field);
     `unknown_paths`, what `unknown="estimate"` set aside, makes the count an estimate that names them;
-    `entries`, the item cache's entries of `request.input`, lets remembered items skip rendering and counting."""
+    `remembered`, what the item cache knows of a JSON body, lets items seen before skip rendering and counting."""
     if model is not None:
         name = model
     elif isinstance(request.model, str):
@@ -203,7 +203,7 @@ def _count_request(
     tokens = counter_for(encoding)
     known_count = known_counts(encoding)
     try:
-        sections = render(request, info, resolver=resolver, estimate=estimate, api=api, entries=entries)
+        sections = render(request, info, resolver=resolver, estimate=estimate, api=api, remembered=remembered)
         if extra is not None:
             sections = extra(sections, info)
     except InputTokensError:

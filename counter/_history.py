@@ -24,7 +24,7 @@ whose rendering is text (the typed item and the rendered pieces, which share mos
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgspec
 
@@ -33,7 +33,7 @@ from counter._decode import _PRESENCE_CLASSES, _TEXT, _check_presence, decode_re
 from counter._errors import InvalidRequestError
 from counter._lru import BoundedLRU
 
-__all__ = ["ITEMS", "ItemEntry", "decode_cached"]
+__all__ = ["ITEMS", "TURNS", "ItemEntry", "decode_cached"]
 
 Request = generated.InputTokenCountRequest
 
@@ -72,8 +72,55 @@ class ItemEntry:
 
 _MAX_RENDERS: Final = 8
 
+
+class Turn:
+    """A conversation's input as counted last: its JSON (`data`, whose first `end` bytes are the array
+    without its closing bracket), its items' entries and typed items, and per rendering context what
+    rendering them found (counter/_render/_walk.py, `_TurnRender`), for the next turn to start from."""
+
+    __slots__ = ("data", "end", "entries", "items", "renders")
+
+    def __init__(self, data: bytes, entries: list[ItemEntry], items: list[Any]) -> None:
+        self.data = data
+        self.end = _without_close(data)
+        self.entries = entries
+        self.items = items
+        self.renders: dict[tuple[Any, ...], Any] = {}
+
+    def remember(self, context: tuple[Any, ...], value: Any) -> None:
+        """Keep what rendering found in this context (the last few contexts)."""
+        if len(self.renders) >= _MAX_TURN_RENDERS:
+            self.renders.clear()
+        self.renders[context] = value
+
+
+_MAX_TURN_RENDERS: Final = 4
+
+
+class Remembered(NamedTuple):
+    """What the cache knows of a decoded body, for rendering it (`counter._render.render`)."""
+
+    #: The entries of `request.input`, in order.
+    entries: list[ItemEntry]
+    #: The entry of the top level without `input`: the same object for the same JSON.
+    shell: ItemEntry
+    #: The conversation's last input when this one extends it (its entries are the first of `entries`).
+    previous: Turn | None
+    #: This input, kept for the next turn; rendering adds what it found.
+    turn: Turn
+
+
 #: By exact JSON text: 16 MB of it and 16,384 entries by default (`counter.configure_cache("items", ...)`).
 ITEMS: Final[BoundedLRU[bytes, ItemEntry]] = BoundedLRU(len, 16_000_000, 16_384)
+
+#: The last inputs of the conversations with the same top level (by its JSON: the same instructions,
+#: tools, model, ...), the latest first, so that a next turn whose input extends one compares one
+#: prefix of bytes instead of looking up each item, and starts rendering from what the last one
+#: found. Weighed by their JSON: 32 MB and 1,024 top levels by default.
+TURNS: Final[BoundedLRU[bytes, tuple[Turn, ...]]] = BoundedLRU(len, 32_000_000, 1024)
+
+# How many conversations are kept per top level (agents that share instructions and tools).
+_TURNS_PER_TOP_LEVEL: Final = 8
 
 # Bodies smaller than this take the plain path: decoding them costs less than the lookups.
 _MIN_BYTES: Final = 2048
@@ -82,18 +129,18 @@ _WIRE_NAMES: Final = Request.__struct_encode_fields__
 if Request.__struct_fields__ != _WIRE_NAMES or not all(name.isidentifier() for name in _WIRE_NAMES):
     raise RuntimeError("counter/_history.py expects the request's fields under their wire names")
 
-# The top level: `input` as each item's raw JSON, every other field as its raw JSON, None when absent.
-# An unknown field fails here, and the plain path reports it.
-_Top = msgspec.defstruct(
-    "_Top",
-    [(name, list[msgspec.Raw] if name == "input" else msgspec.Raw, None) for name in _WIRE_NAMES],
-    forbid_unknown_fields=True,
-)
+# The top level: every field as its raw JSON, None when absent. An unknown field fails here, and the
+# plain path reports it.
+_Top = msgspec.defstruct("_Top", [(name, msgspec.Raw, None) for name in _WIRE_NAMES], forbid_unknown_fields=True)
 _TOP: Final = msgspec.json.Decoder(_Top)
+_ITEMS_RAW: Final = msgspec.json.Decoder(list[msgspec.Raw])
 _OTHER_FIELDS: Final = tuple((name, msgspec.json.encode(name) + b":") for name in _WIRE_NAMES if name != "input")
+_WHITESPACE: Final = frozenset(b" \t\r\n")
+_COMMA: Final = ord(",")
+_CLOSE: Final = ord("]")
 
 
-def decode_cached(body: object) -> tuple[Request, list[ItemEntry]] | None:
+def decode_cached(body: object) -> tuple[Request, Remembered] | None:
     """A valid JSON body as `decode_request` decodes it, with each input item's cache entry (in order);
     None when the body is better (or only) decoded by the plain path: not JSON text, small, invalid,
     or without an `input` list."""
@@ -103,8 +150,10 @@ def decode_cached(body: object) -> tuple[Request, list[ItemEntry]] | None:
         top = _TOP.decode(body)
     except (msgspec.DecodeError, UnicodeError, RecursionError):  # a ValidationError is a DecodeError
         return None
-    raws = top.input  # type: ignore[attr-defined]  # a field of the defstruct
-    if raws is None:
+    if top.input is None:  # type: ignore[attr-defined]  # a field of the defstruct
+        return None
+    data = bytes(top.input)  # type: ignore[attr-defined]
+    if data[:1] != b"[":
         return None
     # The top level without `input`, as JSON: a leading space (valid JSON) keeps its key apart from any
     # item's, whose raw text starts with its first character.
@@ -118,6 +167,15 @@ def decode_cached(body: object) -> tuple[Request, list[ItemEntry]] | None:
     fields.append(b"}")
     shell_key = b"".join(fields)
 
+    turns = TURNS.get(shell_key) or ()
+    previous = next((turn for turn in turns if data.startswith(memoryview(turn.data)[: turn.end])), None)
+    try:
+        raws = _rest(data, previous)
+        if raws is None:
+            previous = None
+            raws = _ITEMS_RAW.decode(data)
+    except (msgspec.DecodeError, RecursionError):
+        return None
     keys = [bytes(raw) for raw in raws]
     entries = ITEMS.get_many(keys)
     missing: dict[bytes, ItemEntry | None] = {keys[k]: None for k, entry in enumerate(entries) if entry is None}
@@ -139,11 +197,46 @@ def decode_cached(body: object) -> tuple[Request, list[ItemEntry]] | None:
         except InvalidRequestError:
             return None
         ITEMS.put(shell_key, shell)
-    items: list[ItemEntry] = entries  # type: ignore[assignment]  # every None was filled above
-    request = msgspec.structs.replace(shell.item, input=[entry.item for entry in items])
+    new: list[ItemEntry] = entries  # type: ignore[assignment]  # every None was filled above
+    if previous is not None:
+        turn = Turn(data, [*previous.entries, *new], [*previous.items, *(entry.item for entry in new)])
+    else:
+        turn = Turn(data, new, [entry.item for entry in new])
+    request = msgspec.structs.replace(shell.item, input=list(turn.items))
     if request.__class__ in _PRESENCE_CLASSES:
         try:
             _check_presence(request, "")
         except InvalidRequestError:
             return None
-    return request, items
+    if turn.entries:
+        # This conversation's input replaces the one it extends; the others stay, the latest first.
+        kept = (turn, *(other for other in turns if other is not previous))[:_TURNS_PER_TOP_LEVEL]
+        TURNS.set(shell_key, kept, len(shell_key) + sum(len(other.data) for other in kept))
+    return request, Remembered(turn.entries, shell, previous, turn)
+
+
+def _rest(data: bytes, previous: Turn | None) -> list[msgspec.Raw] | None:
+    """The raw JSON of the items of `data` (an input array's JSON) after those of the conversation's
+    last input `previous`, whose text up to its closing bracket starts `data`; None when `data` does
+    not extend it.
+
+    That text must be followed by a comma or the closing bracket: then `data`'s first items are
+    exactly its items (a JSON value ends where its text ends: the next character is not part of it)."""
+    if previous is None:
+        return None
+    at = previous.end
+    while at < len(data) and data[at] in _WHITESPACE:
+        at += 1
+    if at == len(data) - 1 and data[at] == _CLOSE:
+        return []
+    if data[at] == _COMMA:
+        return _ITEMS_RAW.decode(b"[" + data[at + 1 :])  # the rest of a valid array: valid
+    return None
+
+
+def _without_close(data: bytes) -> int:
+    """The length of an input array's JSON without its closing bracket and the whitespace before it."""
+    end = len(data) - 1
+    while end > 0 and data[end - 1] in _WHITESPACE:
+        end -= 1
+    return end

@@ -292,11 +292,38 @@ def test_a_next_turn_reuses_the_items(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_history, "_MIN_BYTES", 2048)
     items = [user("x" * 3000), *HISTORY]
     counter.count(encode({"model": "gpt-5", "input": items}))
-    before = counter.cache_info()["items"]
+    before = counter.cache_info()
     counter.count(encode({"model": "gpt-5", "input": [*items, user("next")]}))
-    after = counter.cache_info()["items"]
-    assert after["hits"] - before["hits"] == len(items) + 1  # every item and the top level
-    assert after["misses"] - before["misses"] == 1  # the new message
+    after = counter.cache_info()
+    # The last input is found and extended: only the new message and the top level are looked up.
+    assert after["turns"]["hits"] - before["turns"]["hits"] == 1
+    assert after["items"]["hits"] - before["items"]["hits"] == 1  # the top level
+    assert after["items"]["misses"] - before["items"]["misses"] == 1  # the new message
+    # Another conversation with the same items in another order: each item looked up, and found.
+    counter.count(encode({"model": "gpt-5", "input": [*items[1:], items[0]]}))
+    again = counter.cache_info()
+    assert again["items"]["hits"] - after["items"]["hits"] == len(items) + 1
     # A body under 2 KiB takes the plain path: nothing looked up.
     counter.count(encode({"model": "gpt-5", "input": [user("x"), user("next")]}))
-    assert counter.cache_info()["items"]["hits"] == after["hits"]
+    assert counter.cache_info()["items"]["hits"] == again["items"]["hits"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_turns_that_do_not_extend_the_last_one(model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same start of input, then an edited history, a shorter one, a longer one with other spacing.
+    base = [user("Plan a trip."), *HISTORY]
+    bodies = [
+        encode({"model": model, "input": base}),
+        encode({"model": model, "input": [*base, user("And Rome?")]}),
+        encode({"model": model, "input": [*base[:-1], {"role": "assistant", "content": "Edited."}, user("x")]}),
+        encode({"model": model, "input": base[:3]}),
+        json.dumps({"model": model, "input": [*base, user("y")]}, indent=1).encode(),
+        json.dumps({"model": model, "input": [*base, user("y"), user("z")]}, indent=1).encode(),
+        encode({"model": model, "input": [*base, call("call_1", "renamed"), output("call_2")]}),
+        encode({"model": model, "input": [*base, call("call_1", "renamed"), output("call_2"), call("call_2", "w")]}),
+        encode({"model": model, "input": []}),
+    ]
+    expected = [plain(body, monkeypatch) for body in bodies]
+    for _ in range(2):
+        assert [outcome(body) for body in bodies] == expected
+        assert [outcome(body) for body in reversed(bodies)] == expected[::-1]
