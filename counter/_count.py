@@ -378,9 +378,12 @@ def cache_info() -> dict[str, dict[str, int]]:
     """What each cache holds, by name: `entries`, `size` against `max_size`, `max_entries`, `hits`, `misses`.
 
     Agents resend the same tools, instructions and history every turn; counts of long texts
-    (`text`), the renderings of tool lists (`tools`) and response formats (`response_formats`), and
-    the text of inline files (`file_texts`) are remembered by content, within fixed bounds. Sizes are
-    characters for `text` and `file_texts`, bytes of JSON for `tools` and `response_formats`.
+    (`text`), the renderings of tool lists (`tools`) and response formats (`response_formats`), the
+    text of inline files (`file_texts`), the input items of JSON bodies, validated and rendered with
+    their counts (`items`), and the last inputs of conversations, which a next turn extends (`turns`),
+    are remembered by content, within fixed bounds. Sizes are characters for `text` and `file_texts`,
+    bytes of JSON for the others (`items` and `turns` hold about two to three times that in memory:
+    the typed items and their renderings, which share most strings).
     """
     text = _encoding.cache_info()
     text = {
@@ -404,9 +407,11 @@ def configure_cache(name: str | None = None, *, max_size: int, max_entries: int 
     """Bound one cache of `cache_info()` by its name, or every cache when `name` is None.
 
     `max_size` is in the cache's own unit (characters for `text` and `file_texts`, bytes of JSON for
-    `tools` and `response_formats`); 0 disables the cache. `max_entries`, when given, caps its
-    entries too. Defaults: `text` 16 million characters and 100,000 entries, `file_texts` 16 million
-    characters, `tools` and `response_formats` 4 MB, 1,024 entries each.
+    the others); 0 disables the cache. `max_entries`, when given, caps its entries too. Defaults:
+    `text` 16 million characters and 100,000 entries, `file_texts` 16 million characters, `tools` and
+    `response_formats` 4 MB, 1,024 entries each, `items` 16 MB and 16,384 entries, `turns` 32 MB and
+    1,024 entries (top levels, each with the last inputs of up to 8 conversations). An entry heavier
+    than a quarter of its cache's `max_size` is not kept.
     """
     names = list(cache_info()) if name is None else [name]
     if not set(names) <= cache_info().keys():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 __all__ = ["BoundedLRU"]
@@ -76,6 +76,19 @@ class BoundedLRU(Generic[K, V]):
                 return
             self._data[key] = value
             self._total += weight
+            self._evict()
+
+    def put_many(self, pairs: Iterable[tuple[K, V]]) -> None:
+        """`put` of each (key, value), under one lock."""
+        size, limit = self._size, self.max_size // 4
+        with self._lock:
+            data = self._data
+            for key, value in pairs:
+                weight = size(key)
+                if weight > limit or key in data:
+                    continue
+                data[key] = value
+                self._total += weight
             self._evict()
 
     def set(self, key: K, value: V, weight: int) -> None:

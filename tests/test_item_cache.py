@@ -26,7 +26,7 @@ MODELS = ("gpt-5", "gpt-4o", "gpt-4")
 
 @pytest.fixture(autouse=True)
 def _every_body(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Small bodies take the cached path too (it normally starts at 2 KiB), from empty caches."""
+    """Small bodies take the cached path too (it normally starts at 16 KiB), from empty caches."""
     monkeypatch.setattr(_history, "_MIN_BYTES", 0)
     counter.cache_clear()
     yield
@@ -289,8 +289,8 @@ def test_the_cache_is_bounded_and_configurable(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_a_next_turn_reuses_the_items(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_history, "_MIN_BYTES", 2048)
-    items = [user("x" * 3000), *HISTORY]
+    monkeypatch.setattr(_history, "_MIN_BYTES", 16384)
+    items = [user("x" * 20000), *HISTORY]
     counter.count(encode({"model": "gpt-5", "input": items}))
     before = counter.cache_info()
     counter.count(encode({"model": "gpt-5", "input": [*items, user("next")]}))
@@ -303,7 +303,7 @@ def test_a_next_turn_reuses_the_items(monkeypatch: pytest.MonkeyPatch) -> None:
     counter.count(encode({"model": "gpt-5", "input": [*items[1:], items[0]]}))
     again = counter.cache_info()
     assert again["items"]["hits"] - after["items"]["hits"] == len(items) + 1
-    # A body under 2 KiB takes the plain path: nothing looked up.
+    # A body under 16 KiB takes the plain path: nothing looked up.
     counter.count(encode({"model": "gpt-5", "input": [user("x"), user("next")]}))
     assert counter.cache_info()["items"]["hits"] == again["items"]["hits"]
 

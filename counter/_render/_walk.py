@@ -342,7 +342,10 @@ def _remembered_items(ctx: _Ctx, sections: list[Section], remembered: Remembered
                 affected.update(name_askers.get(call_id, ()))
         redo = sorted(affected)
     remembers = not met and not offset
+    deadline, monotonic = _deadline.current(), _deadline.monotonic
     for k in (*redo, *range(start, len(ctx.items))):
+        if deadline is not None and monotonic() > deadline[0]:
+            raise CountTimeoutError(deadline[1])
         section, questions = _render_item(ctx, k, entries[k - offset] if k >= offset else None, context)
         if k < len(own):
             own[k], asked[k] = section, questions
@@ -370,35 +373,34 @@ def _render_item(
 ) -> tuple[Section, tuple[Any, ...]]:
     """Item `k`'s section, from its entry when rendered before with the same answers, and the questions
     its rendering asked (`_OPAQUE_ASKED` for one that must be rendered afresh every time)."""
-    deadline = _deadline.current()
-    if deadline is not None and _deadline.monotonic() > deadline[0]:
-        raise CountTimeoutError(deadline[1])
     item = ctx.items[k]
     cls = item.__class__
     label = f"{ctx.params[k]} {_TAGS[cls]}"
     handler = _ITEM_HANDLERS.get(cls) or _dispatch(_ITEM_HANDLERS, item, "input item")
     if entry is None or entry.item is not item:  # a stored item, or a reference the resolver replaced
-        return Section(label, handler(ctx, k, item)), _OPAQUE_ASKED
+        return tuple.__new__(Section, (label, handler(ctx, k, item), None)), _OPAQUE_ASKED
     asked = entry.asks.get(context)
-    done = None
     if asked is not None:
         done = entry.renders.get((context, _answers(ctx, k, asked) if asked else ()))
-    if done is None:
-        questions: list[Any] = []
-        ctx.asked = questions
-        try:
-            pieces = handler(ctx, k, item)
-        finally:
-            ctx.asked = None
+        if done is not None:
+            return tuple.__new__(Section, (label, *done)), asked
+    questions: list[Any] = []
+    ctx.asked = questions
+    try:
+        pieces = handler(ctx, k, item)
+    finally:
+        ctx.asked = None
+    if questions:
         if OPAQUE in questions:
-            return Section(label, pieces), _OPAQUE_ASKED
+            return tuple.__new__(Section, (label, pieces, None)), _OPAQUE_ASKED
         # The questions of every rendering so far, in the order first asked (a rule may ask more in
         # another context, down another branch).
         asked = tuple(dict.fromkeys((*(asked or ()), *questions)))
-        done = (pieces, {})
-        entry.remember(context, asked, _answers(ctx, k, asked), done)
-    assert asked is not None  # found with `done`, or just set
-    return Section(label, *done), asked
+    elif asked is None:
+        asked = ()
+    done = (pieces, {})
+    entry.remember(context, asked, _answers(ctx, k, asked) if asked else (), done)
+    return tuple.__new__(Section, (label, *done)), asked
 
 
 def _answers(ctx: _Ctx, k: int, asked: tuple[Any, ...]) -> tuple[Any, ...]:
