@@ -327,3 +327,37 @@ def test_turns_that_do_not_extend_the_last_one(model: str, monkeypatch: pytest.M
     for _ in range(2):
         assert [outcome(body) for body in bodies] == expected
         assert [outcome(body) for body in reversed(bodies)] == expected[::-1]
+
+
+class Stored(counter.Resolver):
+    """A resolver with a stored history, stored items by id and reasoning token counts."""
+
+    def __init__(self, history: list[dict[str, Any]], items: dict[str, dict[str, Any]], tokens: int) -> None:
+        self.history, self.items, self.tokens = history, items, tokens
+
+    def items_before(self, previous_response_id: str | None, conversation_id: str | None) -> Any:
+        return self.history
+
+    def item(self, item_id: str) -> Any:
+        return self.items.get(item_id)
+
+    def reasoning_tokens(self, item_id: str) -> int | None:
+        return self.tokens
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_stored_history_references_and_reasoning_by_id(model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the resolver answers can change between counts of the same bytes: never taken from the cache.
+    reference = {"type": "item_reference", "id": "msg_9"}
+    by_id = {"type": "reasoning", "id": "rs_9", "summary": []}
+    first = Stored([user("stored question")], {"msg_9": user("referenced text")}, 40)
+    second = Stored([user("another stored question, longer"), user("more")], {"msg_9": user("other, longer text")}, 90)
+    bodies = [
+        encode({"model": model, "input": [*HISTORY, reference, user("go"), call("c", "f"), by_id]}),
+        encode({"model": model, "input": [*HISTORY, reference, user("go"), call("c", "f"), by_id, user("more")]}),
+        encode({"model": model, "previous_response_id": "resp_1", "input": [*HISTORY, user("go")]}),
+        encode({"model": model, "previous_response_id": "resp_1", "input": [*HISTORY, user("go"), user("x")]}),
+    ]
+    for body in bodies:
+        for resolver in (first, second, first):
+            assert outcome(body, resolver=resolver) == plain(body, monkeypatch, resolver=resolver)
