@@ -74,17 +74,17 @@ _MAX_RENDERS: Final = 8
 
 
 class Turn:
-    """A conversation's input as counted last: its JSON (`data`, whose first `end` bytes are the array
-    without its closing bracket), its items' entries and typed items, and per rendering context what
-    rendering them found (counter/_render/_walk.py, `_TurnRender`), for the next turn to start from."""
+    """A conversation's input as counted last: each item's JSON (`keys`, the item cache's keys), entry
+    and typed item, and per rendering context what rendering them found (counter/_render/_walk.py,
+    `_TurnRender`), for the next turn to start from."""
 
-    __slots__ = ("data", "end", "entries", "items", "renders")
+    __slots__ = ("entries", "items", "keys", "renders", "size")
 
-    def __init__(self, data: bytes, entries: list[ItemEntry], items: list[Any]) -> None:
-        self.data = data
-        self.end = _without_close(data)
+    def __init__(self, keys: list[bytes], entries: list[ItemEntry], items: list[Any], size: int) -> None:
+        self.keys = keys
         self.entries = entries
         self.items = items
+        self.size = size  # bytes of JSON
         self.renders: dict[tuple[Any, ...], Any] = {}
 
     def remember(self, context: tuple[Any, ...], value: Any) -> None:
@@ -131,21 +131,21 @@ _WIRE_NAMES: Final = Request.__struct_encode_fields__
 if Request.__struct_fields__ != _WIRE_NAMES or not all(name.isidentifier() for name in _WIRE_NAMES):
     raise RuntimeError("counter/_history.py expects the request's fields under their wire names")
 
-# The top level: every field as its raw JSON, None when absent. An unknown field fails here, and the
-# plain path reports it.
-_Top = msgspec.defstruct("_Top", [(name, msgspec.Raw, None) for name in _WIRE_NAMES], forbid_unknown_fields=True)
+# The top level: `input` as each item's raw JSON, every other field as its raw JSON, None when absent.
+# An unknown field, or an input that is not a list, fails here, and the plain path decides.
+_Top = msgspec.defstruct(
+    "_Top",
+    [(name, list[msgspec.Raw] if name == "input" else msgspec.Raw, None) for name in _WIRE_NAMES],
+    forbid_unknown_fields=True,
+)
 _TOP: Final = msgspec.json.Decoder(_Top)
-_ITEMS_RAW: Final = msgspec.json.Decoder(list[msgspec.Raw])
 _OTHER_FIELDS: Final = tuple((name, msgspec.json.encode(name) + b":") for name in _WIRE_NAMES if name != "input")
-_WHITESPACE: Final = frozenset(b" \t\r\n")
-_COMMA: Final = ord(",")
-_CLOSE: Final = ord("]")
 
 
 def decode_cached(body: object) -> tuple[Request, Remembered] | None:
-    """A valid JSON body as `decode_request` decodes it, with each input item's cache entry (in order);
-    None when the body is better (or only) decoded by the plain path: not JSON text, small, invalid,
-    or without an `input` list."""
+    """A valid JSON body as `decode_request` decodes it, with what the cache knows of it; None when
+    the body is better (or only) decoded by the plain path: not JSON text, small, invalid, or without
+    an `input` list."""
     if not isinstance(body, _TEXT) or len(body) < _MIN_BYTES:
         return None
     try:
@@ -154,9 +154,7 @@ def decode_cached(body: object) -> tuple[Request, Remembered] | None:
         return None
     if top.input is None:  # type: ignore[attr-defined]  # a field of the defstruct
         return None
-    data = bytes(top.input)  # type: ignore[attr-defined]
-    if data[:1] != b"[":
-        return None
+    keys = [bytes(raw) for raw in top.input]  # type: ignore[attr-defined]
     # The top level without `input`, as JSON: a leading space (valid JSON) keeps its key apart from any
     # item's, whose raw text starts with its first character.
     fields = [b" {"]
@@ -169,30 +167,35 @@ def decode_cached(body: object) -> tuple[Request, Remembered] | None:
     fields.append(b"}")
     shell_key = b"".join(fields)
 
+    # A conversation's last input whose items are the first of these, byte for byte (a list compare:
+    # identity first, then memcmp), latest first.
     turns = TURNS.get(shell_key) or ()
-    previous = next((turn for turn in turns if data.startswith(memoryview(turn.data)[: turn.end])), None)
-    try:
-        raws = _rest(data, previous)
-        if raws is None:
-            previous = None
-            raws = _ITEMS_RAW.decode(data)
-    except (msgspec.DecodeError, RecursionError):
-        return None
-    keys = [bytes(raw) for raw in raws]
-    entries = ITEMS.get_many(keys)
-    missing: dict[bytes, ItemEntry | None] = {keys[k]: None for k, entry in enumerate(entries) if entry is None}
+    previous = next((turn for turn in turns if keys[: len(turn.keys)] == turn.keys), None)
+    known = len(previous.keys) if previous is not None else 0
+    rest = keys[known:]
+    entries = ITEMS.get_many(rest)
+    shell = ITEMS.get(shell_key)
+    missing: dict[bytes, ItemEntry | None] = {rest[k]: None for k, entry in enumerate(entries) if entry is None}
     if missing:
-        # Each distinct new item once (a body may repeat one), all in one call.
         try:
-            decoded = decode_request(b'{"input":[' + b",".join(missing) + b"]}").input
+            if shell is None and len(missing) == len(keys):
+                # A new conversation: decoded whole, as the plain path would (when the whole is valid,
+                # so is its top level alone, and each item alone), its items in the order of `keys`.
+                whole = decode_request(body)
+                decoded = whole.input
+                shell = ItemEntry(msgspec.structs.replace(whole, input=msgspec.UNSET))
+                ITEMS.put(shell_key, shell)
+            else:
+                # Each distinct new item once (a body may repeat one), all in one call, in the order
+                # of `missing`.
+                decoded = decode_request(b'{"input":[' + b",".join(missing) + b"]}").input
         except InvalidRequestError:
             return None
         assert isinstance(decoded, list)
         for key, item in zip(missing, decoded, strict=True):
             missing[key] = ItemEntry(item)
         ITEMS.put_many(missing.items())  # type: ignore[arg-type]  # every value was just set
-        entries = [missing[keys[k]] if entry is None else entry for k, entry in enumerate(entries)]
-    shell = ITEMS.get(shell_key)
+        entries = [missing[rest[k]] if entry is None else entry for k, entry in enumerate(entries)]
     if shell is None:
         try:
             shell = ItemEntry(decode_request(shell_key))
@@ -200,45 +203,21 @@ def decode_cached(body: object) -> tuple[Request, Remembered] | None:
             return None
         ITEMS.put(shell_key, shell)
     new: list[ItemEntry] = entries  # type: ignore[assignment]  # every None was filled above
+    size = sum(map(len, rest))
     if previous is not None:
-        turn = Turn(data, [*previous.entries, *new], [*previous.items, *(entry.item for entry in new)])
+        # Its keys are the previous turn's objects (equal bytes): kept once, not once per turn.
+        items = [*previous.items, *(entry.item for entry in new)]
+        turn = Turn([*previous.keys, *rest], [*previous.entries, *new], items, previous.size + size)
     else:
-        turn = Turn(data, new, [entry.item for entry in new])
+        turn = Turn(keys, new, [entry.item for entry in new], size)
     request = msgspec.structs.replace(shell.item, input=list(turn.items))
     if request.__class__ in _PRESENCE_CLASSES:
         try:
             _check_presence(request, "")
         except InvalidRequestError:
             return None
-    if turn.entries:
+    if keys:
         # This conversation's input replaces the one it extends; the others stay, the latest first.
         kept = (turn, *(other for other in turns if other is not previous))[:_TURNS_PER_TOP_LEVEL]
-        TURNS.set(shell_key, kept, len(shell_key) + sum(len(other.data) for other in kept))
+        TURNS.set(shell_key, kept, len(shell_key) + sum(other.size for other in kept))
     return request, Remembered(turn.entries, shell, previous, turn)
-
-
-def _rest(data: bytes, previous: Turn | None) -> list[msgspec.Raw] | None:
-    """The raw JSON of the items of `data` (an input array's JSON) after those of the conversation's
-    last input `previous`, whose text up to its closing bracket starts `data`; None when `data` does
-    not extend it.
-
-    That text must be followed by a comma or the closing bracket: then `data`'s first items are
-    exactly its items (a JSON value ends where its text ends: the next character is not part of it)."""
-    if previous is None:
-        return None
-    at = previous.end
-    while at < len(data) and data[at] in _WHITESPACE:
-        at += 1
-    if at == len(data) - 1 and data[at] == _CLOSE:
-        return []
-    if data[at] == _COMMA:
-        return _ITEMS_RAW.decode(b"[" + data[at + 1 :])  # the rest of a valid array: valid
-    return None
-
-
-def _without_close(data: bytes) -> int:
-    """The length of an input array's JSON without its closing bracket and the whitespace before it."""
-    end = len(data) - 1
-    while end > 0 and data[end - 1] in _WHITESPACE:
-        end -= 1
-    return end
