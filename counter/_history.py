@@ -5,8 +5,10 @@ of the body, no objects built for what is inside the items); each item's exact b
 up in a bounded LRU (`items` in `counter.cache_info()`). An entry holds the item as validated, typed,
 by the request decoder on its first sight, and its renderings (`counter._render`), each with its token
 counts, under the context that rendering read. Only the items seen for the first time are decoded,
-all in one call. The rest of the top level (instructions, tools, ...) is one more entry, keyed by its
-own JSON text.
+all in one call (a body whose items and top level are all new: the whole body, as the plain path
+does). The rest of the top level (instructions, tools, ...) is one more entry, keyed by its own JSON
+text. A next turn whose items start with a conversation's last ones (`turns`: the same bytes, compared
+as a list) takes their entries without looking each up, and renders from what that turn found.
 
 Why this is exact, and errors too:
 - the same bytes decode and validate the same way: an item's type, constraints and role rules depend
@@ -17,8 +19,9 @@ Why this is exact, and errors too:
   body that does not decode here, an invalid item or top level, unknown fields, `input` as a string
   or absent. So an error is always the plain path's own.
 
-Entries are weighed by their JSON bytes; the memory they hold is about twice that and more for items
-whose rendering is text (the typed item and the rendered pieces, which share most strings).
+Entries are weighed by their JSON bytes; the memory they hold is about twice that (the typed item
+and the rendered pieces, which share most strings): scripts/bench.py's 522 KiB history and its next
+turn held 2.0 MB in all. A turn is weighed by its items' JSON, which it shares with `items`.
 """
 
 from __future__ import annotations
@@ -114,9 +117,9 @@ class Remembered(NamedTuple):
 ITEMS: Final[BoundedLRU[bytes, ItemEntry]] = BoundedLRU(len, 16_000_000, 16_384)
 
 #: The last inputs of the conversations with the same top level (by its JSON: the same instructions,
-#: tools, model, ...), the latest first, so that a next turn whose input extends one compares one
-#: prefix of bytes instead of looking up each item, and starts rendering from what the last one
-#: found. Weighed by their JSON: 32 MB and 1,024 top levels by default.
+#: tools, model, ...), the latest first, so that a next turn whose input extends one compares its
+#: items' keys as a list instead of looking up each item, and starts rendering from what the last
+#: one found. Weighed by their items' JSON: 32 MB and 1,024 top levels by default.
 TURNS: Final[BoundedLRU[bytes, tuple[Turn, ...]]] = BoundedLRU(len, 32_000_000, 1024)
 
 # How many conversations are kept per top level (agents that share instructions and tools).
