@@ -47,8 +47,9 @@ class ItemEntry:
 
     `asks` holds, per rendering context (family, model rules, `estimate`), the questions the item's
     rule asked of the rest of the request (`_Ctx.asked`: its position, its neighbours, a call's name);
-    `renders` holds each rendering under its context and the answers to those questions, with its
-    counts: `{(context, answers): (pieces, {encoding: (tokens, estimated)})}`.
+    `renders` holds each rendering under its context, those questions and their answers, with its
+    counts: `{(context, questions, answers): (pieces, {encoding: (tokens, estimated)})}` (the questions
+    in the key: two threads that learn different questions at once never read each other's answers).
     """
 
     __slots__ = ("asks", "item", "renders")
@@ -70,7 +71,7 @@ class ItemEntry:
         if self.asks.get(context) != asked or len(self.renders) >= _MAX_RENDERS:
             self.renders.clear()
             self.asks[context] = asked
-        self.renders[(context, answers)] = value
+        self.renders[(context, asked, answers)] = value
 
 
 _MAX_RENDERS: Final = 8

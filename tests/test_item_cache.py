@@ -361,3 +361,15 @@ def test_stored_history_references_and_reasoning_by_id(model: str, monkeypatch: 
     for body in bodies:
         for resolver in (first, second, first):
             assert outcome(body, resolver=resolver) == plain(body, monkeypatch, resolver=resolver)
+
+
+def test_threads_counting_the_same_conversation(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Turns of one conversation in several models, counted from four threads at once.
+    import concurrent.futures
+
+    turns = [[user("Plan."), *HISTORY[: k + 1]] for k in range(len(HISTORY))]
+    jobs = [(encode({"model": model, "input": items}), model) for items in turns for model in MODELS]
+    expected = [plain(body, monkeypatch) for body, _ in jobs]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            assert list(pool.map(lambda job: outcome(job[0]), jobs * 4)) == expected * 4

@@ -381,7 +381,7 @@ def _render_item(
         return tuple.__new__(Section, (label, handler(ctx, k, item), None)), _OPAQUE_ASKED
     asked = entry.asks.get(context)
     if asked is not None:
-        done = entry.renders.get((context, _answers(ctx, k, asked) if asked else ()))
+        done = entry.renders.get((context, asked, _answers(ctx, k, asked) if asked else ()))
         if done is not None:
             return tuple.__new__(Section, (label, *done)), asked
     questions: list[Any] = []
