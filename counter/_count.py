@@ -20,6 +20,7 @@ from counter._calibration import Calibration
 from counter._decode import decode_request_unknown
 from counter._encoding import TokenizerError, counter_for, known_counts
 from counter._errors import CountTimeoutError, InputTokensError, InvalidRequestError, Remedy
+from counter._history import Remembered, decode_cached
 from counter._models import ModelInfo, UnknownModelError, base_model, known_models, lookup_model
 from counter._pieces import Fixed, Piece, Special, render_text
 from counter._render import Section, memo_clear, memo_configure, memo_info, render
@@ -157,6 +158,14 @@ def _count_body(
     collect: Estimates | None = None,
     unknown: str = "reject",
 ) -> Count:
+    # A JSON body whose items were seen before skips decoding them (counter/_history.py); any other,
+    # or one with an error, takes the plain path, which names the error.
+    cached = decode_cached(body)
+    if cached is not None:
+        request, remembered = cached
+        return _count_request(
+            body, request, model, resolver, estimate, breakdown, deadline, calibration, collect, remembered=remembered
+        )
     request, unknown_paths = decode_request_unknown(body, unknown)
     return _count_request(
         body, request, model, resolver, estimate, breakdown, deadline, calibration, collect, unknown_paths=unknown_paths
@@ -176,10 +185,12 @@ def _count_request(
     api: str = "responses",
     extra: Callable[[list[Section], ModelInfo], list[Section]] | None = None,
     unknown_paths: tuple[str, ...] = (),
+    remembered: Remembered | None = None,
 ) -> Count:
     """Render a decoded request for `api` ("responses" or "chat", counter._chat) and count it;
     `extra` edits the sections first (the chat framing that has no Responses field);
-    `unknown_paths`, what `unknown="estimate"` set aside, makes the count an estimate that names them."""
+    `unknown_paths`, what `unknown="estimate"` set aside, makes the count an estimate that names them;
+    `remembered`, what the item cache knows of a JSON body, lets items seen before skip rendering and counting."""
     if model is not None:
         name = model
     elif isinstance(request.model, str):
@@ -192,7 +203,7 @@ def _count_request(
     tokens = counter_for(encoding)
     known_count = known_counts(encoding)
     try:
-        sections = render(request, info, resolver=resolver, estimate=estimate, api=api)
+        sections = render(request, info, resolver=resolver, estimate=estimate, api=api, remembered=remembered)
         if extra is not None:
             sections = extra(sections, info)
     except InputTokensError:
@@ -367,9 +378,12 @@ def cache_info() -> dict[str, dict[str, int]]:
     """What each cache holds, by name: `entries`, `size` against `max_size`, `max_entries`, `hits`, `misses`.
 
     Agents resend the same tools, instructions and history every turn; counts of long texts
-    (`text`), the renderings of tool lists (`tools`) and response formats (`response_formats`), and
-    the text of inline files (`file_texts`) are remembered by content, within fixed bounds. Sizes are
-    characters for `text` and `file_texts`, bytes of JSON for `tools` and `response_formats`.
+    (`text`), the renderings of tool lists (`tools`) and response formats (`response_formats`), the
+    text of inline files (`file_texts`), the input items of JSON bodies, validated and rendered with
+    their counts (`items`), and the last inputs of conversations, which a next turn extends (`turns`),
+    are remembered by content, within fixed bounds. Sizes are characters for `text` and `file_texts`,
+    bytes of JSON for the others (`items` and `turns` hold about two to three times that in memory:
+    the typed items and their renderings, which share most strings).
     """
     text = _encoding.cache_info()
     text = {
@@ -393,9 +407,11 @@ def configure_cache(name: str | None = None, *, max_size: int, max_entries: int 
     """Bound one cache of `cache_info()` by its name, or every cache when `name` is None.
 
     `max_size` is in the cache's own unit (characters for `text` and `file_texts`, bytes of JSON for
-    `tools` and `response_formats`); 0 disables the cache. `max_entries`, when given, caps its
-    entries too. Defaults: `text` 16 million characters and 100,000 entries, `file_texts` 16 million
-    characters, `tools` and `response_formats` 4 MB, 1,024 entries each.
+    the others); 0 disables the cache. `max_entries`, when given, caps its entries too. Defaults:
+    `text` 16 million characters and 100,000 entries, `file_texts` 16 million characters, `tools` and
+    `response_formats` 4 MB, 1,024 entries each, `items` 16 MB and 16,384 entries, `turns` 32 MB and
+    1,024 entries (top levels, each with the last inputs of up to 8 conversations). An entry heavier
+    than a quarter of its cache's `max_size` is not kept.
     """
     names = list(cache_info()) if name is None else [name]
     if not set(names) <= cache_info().keys():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 __all__ = ["BoundedLRU"]
@@ -50,6 +50,22 @@ class BoundedLRU(Generic[K, V]):
         self.hits += 1
         return value
 
+    def get_many(self, keys: list[K]) -> list[V | None]:
+        """`get` of each key, in one call (for a body's many items)."""
+        data, move = self._data, self._data.move_to_end
+        out = [data.get(key) for key in keys]
+        hits = 0
+        for key, value in zip(keys, out, strict=True):
+            if value is not None:
+                hits += 1
+                try:  # noqa: SIM105 - as in `get`
+                    move(key)
+                except KeyError:
+                    pass
+        self.hits += hits
+        self.misses += len(keys) - hits
+        return out
+
     def put(self, key: K, value: V) -> None:
         weight = self._size(key)
         if weight > self.max_size // 4:
@@ -60,6 +76,19 @@ class BoundedLRU(Generic[K, V]):
                 return
             self._data[key] = value
             self._total += weight
+            self._evict()
+
+    def put_many(self, pairs: Iterable[tuple[K, V]]) -> None:
+        """`put` of each (key, value), under one lock."""
+        size, limit = self._size, self.max_size // 4
+        with self._lock:
+            data = self._data
+            for key, value in pairs:
+                weight = size(key)
+                if weight > limit or key in data:
+                    continue
+                data[key] = value
+                self._total += weight
             self._evict()
 
     def set(self, key: K, value: V, weight: int) -> None:

@@ -38,12 +38,19 @@ _TAGS: Final[Mapping[type, str]] = g.CLASS_TAGS
 _INPUT_ITEMS: Final = frozenset(g.TAGGED_UNIONS["$.input<array>[]"].values())
 
 
+# The questions an item's rule may ask of the rest of the request (see `_Ctx.asked`); a call's name
+# is asked as ("call_name", call_id).
+POSITION: Final = "position"  # where the item stands against the last user message
+NEIGHBOURS: Final = "neighbours"  # whether an item next to it is a function call
+OPAQUE: Final = "opaque"  # anything else (the resolver, the whole history): not remembered
+
+
 class _Ctx:
     """One rendering: the request, the model, the flattened history and the caller's resolver."""
 
     # One per count: slots make it cheaper to build and to read on every item.
-    __slots__ = ("call_names", "estimate", "fam", "has_tools", "info", "instructions", "is_call",
-                 "items", "last_user", "params", "request", "resolver", "system_message")  # fmt: skip
+    __slots__ = ("_resolver", "asked", "call_names", "estimate", "fam", "has_tools", "info", "instructions",
+                 "is_call", "items", "last_user", "params", "request", "system_message")  # fmt: skip
 
     def __init__(
         self,
@@ -56,7 +63,12 @@ class _Ctx:
         self.request = request
         self.info = info
         self.fam = _FAMILIES[info.family] if fam is None else fam
-        self.resolver = resolver
+        self._resolver = resolver
+        # What an item's rule asked of the rest of the request while rendering it, when the walk
+        # remembers renderings (counter/_render/_walk.py, `_remembered_items`); None otherwise.
+        # Item rules read the history around their item only through the methods below, which
+        # record the question; the fields behind them are the walk's.
+        self.asked: list[Any] | None = None
         self.estimate = estimate
         self.instructions = request.instructions if isinstance(request.instructions, str) else ""
         # The prompt opens with a system (developer) message of the instructions: never for "" on
@@ -73,6 +85,48 @@ class _Ctx:
         self.call_names: dict[str, str] = {}
         self.last_user = -1
         self.is_call: list[bool] = []  # per entry, padded: is_call[k + 1] is entry k (see _flatten)
+
+    @property
+    def resolver(self) -> Resolver | None:
+        """The caller's resolver (None if none): a rendering that read it is not remembered."""
+        if self.asked is not None:
+            self.asked.append(OPAQUE)
+        return self._resolver
+
+    def ongoing(self, i: int) -> bool:
+        """Whether item `i` comes after the last user message (an output of the ongoing turn)."""
+        if self.asked is not None:
+            self.asked.append(POSITION)
+        return i > self.last_user
+
+    def dropped(self, i: int) -> bool:
+        """Whether item `i` comes before the last user message (where reasoning is dropped)."""
+        if self.asked is not None:
+            self.asked.append(POSITION)
+        return i < self.last_user
+
+    def neighbour_is_call(self, i: int) -> bool:
+        """Whether the item before or after item `i` is a function call."""
+        if self.asked is not None:
+            self.asked.append(NEIGHBOURS)
+        return self.is_call[i] or self.is_call[i + 2]
+
+    def call_name(self, call_id: str) -> str | None:
+        """`namespace.name` of the (last) function or custom tool call with this call_id, if any."""
+        if self.asked is not None:
+            self.asked.append(("call_name", call_id))
+        return self.call_names.get(call_id)
+
+    def opaque(self) -> None:
+        """Say that the rendering read something the walk does not key on: it is not remembered."""
+        if self.asked is not None:
+            self.asked.append(OPAQUE)
+
+    def history(self) -> list[Any]:
+        """Every item of the flattened history: a rendering that read it is not remembered."""
+        if self.asked is not None:
+            self.asked.append(OPAQUE)
+        return self.items
 
     def unresolved(self, param: str, message: str) -> None:
         """Raise `UnresolvedError` unless the caller asked for an estimate."""
@@ -127,4 +181,4 @@ def _guess_call(ctx: _Ctx, kind: str, recipient: str, args: str, *, json: bool =
 
 def _guess_output(ctx: _Ctx, i: int, kind: str, sender: str, body: Sequence[Piece]) -> list[Piece]:
     # Built-in tool outputs: rendered like a function_call_output [GUESS, §3].
-    return [*ctx.fam.output(sender, body, i > ctx.last_user), _guessed(kind)]
+    return [*ctx.fam.output(sender, body, ctx.ongoing(i)), _guessed(kind)]

@@ -31,14 +31,13 @@ def _item_message(ctx: _Ctx, i: int, item: g.Message) -> list[Piece]:
 
 
 def _json_schema_name(ctx: _Ctx) -> str | None:
+    # Read from the top level, which the walk's remembered renderings do not key on: such a rendering
+    # is never taken again (`OPAQUE`; only chat bodies reach here, and they are not remembered).
+    ctx.opaque()
     text = ctx.request.text
     if isinstance(text, g.TextConfig) and isinstance(text.format, g.ResponseFormatTextJSONSchemaConfig):
         return text.format.name
     return None
-
-
-def _neighbour_is_call(ctx: _Ctx, i: int) -> bool:
-    return ctx.is_call[i] or ctx.is_call[i + 2]
 
 
 def _item_function_call(ctx: _Ctx, i: int, item: g.FunctionCall) -> list[Piece]:
@@ -46,7 +45,7 @@ def _item_function_call(ctx: _Ctx, i: int, item: g.FunctionCall) -> list[Piece]:
     out = ctx.fam.call(f"{namespace}.{item.name}", [item.arguments], True)
     if isinstance(item.namespace, str):
         out.append(Fixed(0, True, "function call in a namespace (estimate)"))
-    if isinstance(item.id, str) and ctx.fam.stored_call_id and not _neighbour_is_call(ctx, i):
+    if isinstance(item.id, str) and ctx.fam.stored_call_id and not ctx.neighbour_is_call(i):
         out.append(
             Fixed(
                 ctx.fam.stored_call_id,
@@ -67,7 +66,7 @@ _BY_PROGRAM: Final = Fixed(0, True, "made by a program: its rendering is not kno
 
 def _output_sender(ctx: _Ctx, call_id: str) -> tuple[str, list[Piece]]:
     # The name comes from the matching call, by call_id (docs/rendering.md §3).
-    name = ctx.call_names.get(call_id)
+    name = ctx.call_name(call_id)
     if name is None:
         return "functions.", [Fixed(0, True, f"no call with call_id {call_id!r}: name unknown (estimate)")]
     return name, []
@@ -77,17 +76,17 @@ def _item_function_call_output(ctx: _Ctx, i: int, item: g.FunctionCallOutput) ->
     body = _content(ctx, item.output, i, "output", "output")
     # call_id is optional and nullable since the 2026-08-21 document: without one, no name is known.
     call_id = item.call_id if isinstance(item.call_id, str) else ""
-    name = ctx.call_names.get(call_id)
+    name = ctx.call_name(call_id)
     by_program = item.caller is not None and _TAGS.get(type(item.caller)) == "program"
     if name is not None and not by_program:  # the common case, without _output_sender's tuple and list
-        return ctx.fam.output(name, body, i > ctx.last_user)
+        return ctx.fam.output(name, body, ctx.ongoing(i))
     if name is None and isinstance(item.name, str):
         # The output names its function itself (2026-08-21 document): the sender is that name, as
         # the matching call's would be (§3).
         namespace = item.namespace if isinstance(item.namespace, str) else "functions"
         name = f"{namespace}.{item.name}"
     sender, extra = (name, []) if name is not None else _output_sender(ctx, call_id)
-    return [*ctx.fam.output(sender, body, i > ctx.last_user), *extra, *([_BY_PROGRAM] if by_program else [])]
+    return [*ctx.fam.output(sender, body, ctx.ongoing(i)), *extra, *([_BY_PROGRAM] if by_program else [])]
 
 
 def _item_custom_tool_call(ctx: _Ctx, i: int, item: g.CustomToolCall) -> list[Piece]:
@@ -109,7 +108,7 @@ def _reasoning_text(item: g.Reasoning) -> str:
 
 
 def _item_reasoning(ctx: _Ctx, i: int, item: g.Reasoning) -> list[Piece]:
-    if i < ctx.last_user:
+    if ctx.dropped(i):
         # Before the last user message the API drops it [API, exact on a 314-token case, §4].
         return []
     param = ctx.params[i]
@@ -295,7 +294,10 @@ def _item_apply_patch_call(ctx: _Ctx, i: int, item: g.ApplyPatchCall) -> list[Pi
 def _item_apply_patch_call_output(ctx: _Ctx, i: int, item: g.ApplyPatchCallOutput) -> list[Piece]:
     text = item.output if isinstance(item.output, str) else ""
     call = (
-        next((c for c in ctx.items[i - 1 :: -1] if isinstance(c, g.ApplyPatchCall) and c.call_id == item.call_id), None)
+        next(
+            (c for c in ctx.history()[i - 1 :: -1] if isinstance(c, g.ApplyPatchCall) and c.call_id == item.call_id),
+            None,
+        )
         if i
         else None
     )

@@ -12,11 +12,12 @@ import generated as g
 from counter import _deadline
 from counter._decode import decode_request
 from counter._errors import CountTimeoutError, InvalidRequestError
+from counter._history import ITEMS, TURNS, ItemEntry, Remembered
 from counter._lru import BoundedLRU
 from counter._models import ModelInfo
 from counter._pieces import Fixed
 from counter._render._content import _FILE_TEXTS, _PART_HANDLERS
-from counter._render._context import _TAGS, Section, _Ctx, _dispatch
+from counter._render._context import _TAGS, NEIGHBOURS, OPAQUE, POSITION, Section, _Ctx, _dispatch
 from counter._render._families import _CHAT_FAMILIES, _FAMILIES
 from counter._render._items import _ITEM_HANDLERS
 from counter._render._tools import (
@@ -39,6 +40,8 @@ _MEMOS: Final[dict[str, BoundedLRU[Any, Any]]] = {
     "response_formats": _FORMATS,
     "tools": _TOOLS,
     "file_texts": _FILE_TEXTS,
+    "items": ITEMS,
+    "turns": TURNS,
 }
 
 
@@ -126,15 +129,22 @@ def _flatten(ctx: _Ctx, sections: list[Section]) -> None:
         items_out += items
         params += _input_params(len(items))
 
-    # One pass over the items: item references in the input resolved, and what handlers read about
-    # their neighbours: call names by call_id, the last user message, and which items are function
-    # calls (padded on both ends so that a neighbour lookup never checks bounds).
-    is_call = [False]
-    call_names = ctx.call_names
+    ctx.is_call = [False]  # padded on both ends so that a neighbour lookup never checks bounds
+    _scan(ctx, 0)
+
+
+def _scan(ctx: _Ctx, start: int) -> bool:
+    """One pass over the items from `start` on: item references resolved, and what handlers read about
+    their neighbours: call names by call_id, the last user message, and which items are function calls
+    (appended to `ctx.is_call`, which ends with its padding). Whether a reference was met."""
+    items_out, params, is_call, call_names = ctx.items, ctx.params, ctx.is_call, ctx.call_names
     function_call, custom_call, message, reference = g.FunctionCall, g.CustomToolCall, g.Message, g.ItemReference
-    for k, item in enumerate(items_out):
+    met = False
+    for k in range(start, len(items_out)):
+        item = items_out[k]
         cls = item.__class__
         if cls is reference:  # in the input, or left in a stored history by its resolver
+            met = True
             item = items_out[k] = _resolve_reference(ctx, item, params[k])
             cls = item.__class__
         if cls is function_call or cls is custom_call:
@@ -144,7 +154,7 @@ def _flatten(ctx: _Ctx, sections: list[Section]) -> None:
             ctx.last_user = k
         is_call.append(cls is function_call)
     is_call.append(False)
-    ctx.is_call = is_call
+    return met
 
 
 # A conversation given by id (a string or {"id": ...}): its items are stored on OpenAI's servers.
@@ -229,14 +239,212 @@ def render(
     resolver: Resolver | None = None,
     estimate: bool = False,
     api: str = "responses",
+    remembered: Remembered | None = None,
 ) -> list[Section]:
     """The request as the model sees it, in labelled sections of pieces (see the module docstring).
+
+    `remembered`, what the item cache knows of a JSON body (counter/_history.py), lets the items and
+    the top level rendered before in the same context be taken from there, with their counts.
 
     Raises `UnresolvedError` for state nobody resolved (unless `estimate`), `InvalidRequestError`
     for unreadable images or files, `TypeError` for an object of a kind no rule covers.
     """
     ctx = _Ctx(request, info, resolver, estimate, _CHAT_FAMILIES[info.family] if api == "chat" else None)
     fam = ctx.fam
+    if remembered is not None:
+        sections = _remembered_top_level(ctx, remembered.shell)
+        _remembered_items(ctx, sections, remembered)
+    else:
+        sections = _top_level(ctx)
+        _flatten(ctx, sections)
+        handlers, tags, params = _ITEM_HANDLERS, _TAGS, ctx.params  # locals: a loop per item
+        deadline, monotonic = _deadline.current(), _deadline.monotonic
+        new = tuple.__new__  # builds a Section without the NamedTuple's Python-level __new__ (half the cost)
+        for k, item in enumerate(ctx.items):
+            if deadline is not None and monotonic() > deadline[0]:
+                raise CountTimeoutError(deadline[1])
+            cls = item.__class__
+            handler = handlers.get(cls) or _dispatch(handlers, item, "input item")
+            sections.append(new(Section, (f"{params[k]} {tags[cls]}", handler(ctx, k, item), None)))
+    sections.append(_PRIMING[fam.name])
+    return sections
+
+
+class _TurnRender:
+    """What rendering a conversation's input found in one context (kept on its `Turn`): the items'
+    sections, the facts `_scan` gathered, and the questions each item's rendering asked (`_Ctx.asked`),
+    so that the next turn renders again only the items whose answers its new items change."""
+
+    __slots__ = ("asked", "call_names", "is_call", "last_user", "name_askers", "sections")
+
+    def __init__(self, ctx: _Ctx, sections: list[Section], asked: list[tuple[Any, ...]]) -> None:
+        self.sections = sections
+        self.asked = asked  # per item; (OPAQUE,) for one rendered afresh every time
+        self.call_names = ctx.call_names
+        self.is_call = ctx.is_call
+        self.last_user = ctx.last_user
+        # The items that asked for a call's name, by call_id.
+        self.name_askers: dict[str, list[int]] = {}
+
+
+def _remembered_items(ctx: _Ctx, sections: list[Section], remembered: Remembered) -> None:
+    """The items' sections, each taken from the cache when it was rendered before in the same context.
+
+    An item's rule reads the item, the context (the family, the model's rules, `estimate`) and what
+    it asks of the rest of the request through `_Ctx` (`ctx.asked`: where the item stands against the
+    last user message, whether a neighbour is a function call, the name of a call); a rendering is
+    taken again only when the context is the same and those questions get the same answers, so the
+    rule, which reads nothing else, would render it the same. A rule that read the resolver or the
+    whole history (`OPAQUE`) is rendered afresh every time, and so is one that failed: nothing is
+    kept of it (errors name the item's path, which a position changes).
+
+    A next turn whose input extends the conversation's last one starts from that one's sections
+    (`_TurnRender`): its new items can change only the answers of the items between the old and the new
+    last user message (POSITION), of the last old item (NEIGHBOURS) and of those that asked for a call
+    whose name a new call sets; those, the opaque ones and the new items are rendered, the rest kept.
+    """
+    request = ctx.request
+    context = (ctx.fam.name, _info_id(ctx.info), ctx.estimate)
+    previous = remembered.previous
+    prior = previous.renders.get(context) if previous is not None else None
+    if isinstance(request.previous_response_id, str) or isinstance(request.conversation, _CONVERSATION_IDS):
+        prior = None
+    items = request.input
+    assert isinstance(items, list)
+    entries = remembered.entries
+    if prior is None:
+        _flatten(ctx, sections)  # a stored history comes first: its items have no entries
+        offset = len(ctx.items) - len(entries)
+        start = 0
+        redo: list[int] = []
+        met = any(item.__class__ is g.ItemReference for item in items)
+        asked: list[tuple[Any, ...]] = []
+        own: list[Section] = []
+        name_askers: dict[str, list[int]] = {}
+    else:
+        offset, start = 0, len(prior.sections)
+        ctx.items += items
+        ctx.params += _input_params(len(items))
+        ctx.call_names.update(prior.call_names)
+        ctx.last_user = prior.last_user
+        ctx.is_call = prior.is_call[:-1]
+        met = _scan(ctx, start)
+        own = list(prior.sections)
+        asked = list(prior.asked)
+        name_askers = dict(prior.name_askers)
+        affected = {k for k in range(start) if asked[k] is _OPAQUE_ASKED}
+        if ctx.last_user != prior.last_user:
+            affected.update(k for k in range(max(prior.last_user, 0), start) if POSITION in asked[k])
+        if start < len(items) and start and NEIGHBOURS in asked[start - 1]:
+            affected.add(start - 1)
+        for call_id, name in ctx.call_names.items():
+            if prior.call_names.get(call_id) != name:
+                affected.update(name_askers.get(call_id, ()))
+        redo = sorted(affected)
+    remembers = not met and not offset
+    deadline, monotonic = _deadline.current(), _deadline.monotonic
+    for k in (*redo, *range(start, len(ctx.items))):
+        if deadline is not None and monotonic() > deadline[0]:
+            raise CountTimeoutError(deadline[1])
+        section, questions = _render_item(ctx, k, entries[k - offset] if k >= offset else None, context)
+        if k < len(own):
+            own[k], asked[k] = section, questions
+        else:
+            own.append(section)
+            asked.append(questions)
+        for question in questions:
+            if question.__class__ is tuple:  # ("call_name", call_id)
+                askers = name_askers.get(question[1], [])
+                if k not in askers:
+                    name_askers[question[1]] = [*askers, k]
+    sections += own
+    if remembers:
+        turn = _TurnRender(ctx, own, asked)
+        turn.name_askers = name_askers
+        remembered.turn.remember(context, turn)
+
+
+# What `_TurnRender.asked` holds for an item rendered afresh every time.
+_OPAQUE_ASKED: Final = (OPAQUE,)
+
+
+def _render_item(
+    ctx: _Ctx, k: int, entry: ItemEntry | None, context: tuple[Any, ...]
+) -> tuple[Section, tuple[Any, ...]]:
+    """Item `k`'s section, from its entry when rendered before with the same answers, and the questions
+    its rendering asked (`_OPAQUE_ASKED` for one that must be rendered afresh every time)."""
+    item = ctx.items[k]
+    cls = item.__class__
+    label = f"{ctx.params[k]} {_TAGS[cls]}"
+    handler = _ITEM_HANDLERS.get(cls) or _dispatch(_ITEM_HANDLERS, item, "input item")
+    if entry is None or entry.item is not item:  # a stored item, or a reference the resolver replaced
+        return tuple.__new__(Section, (label, handler(ctx, k, item), None)), _OPAQUE_ASKED
+    asked = entry.asks.get(context)
+    if asked is not None:
+        done = entry.renders.get((context, asked, _answers(ctx, k, asked) if asked else ()))
+        if done is not None:
+            return tuple.__new__(Section, (label, *done)), asked
+    questions: list[Any] = []
+    ctx.asked = questions
+    try:
+        pieces = handler(ctx, k, item)
+    finally:
+        ctx.asked = None
+    if questions:
+        if OPAQUE in questions:
+            return tuple.__new__(Section, (label, pieces, None)), _OPAQUE_ASKED
+        # The questions of every rendering so far, in the order first asked (a rule may ask more in
+        # another context, down another branch).
+        asked = tuple(dict.fromkeys((*(asked or ()), *questions)))
+    elif asked is None:
+        asked = ()
+    done = (pieces, {})
+    entry.remember(context, asked, _answers(ctx, k, asked) if asked else (), done)
+    return tuple.__new__(Section, (label, *done)), asked
+
+
+def _answers(ctx: _Ctx, k: int, asked: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The answers to an item's questions (`_Ctx.asked`) for item `k` of this request, as `_Ctx`'s
+    methods would answer them: POSITION as the sign of k - last_user (`ongoing` and `dropped`)."""
+    return tuple(
+        (k > ctx.last_user) - (k < ctx.last_user)
+        if question is POSITION
+        else ctx.is_call[k] or ctx.is_call[k + 2]
+        if question is NEIGHBOURS
+        else ctx.call_names.get(question[1])
+        for question in asked
+    )
+
+
+def _remembered_top_level(ctx: _Ctx, shell: ItemEntry) -> list[Section]:
+    """`_top_level`, kept on the cache entry of the request's top level (counter/_history.py): the same
+    JSON is the same entry and the same typed fields, and its rules read those and the context only
+    (what they would ask of `_Ctx`, nothing today, keeps it from being kept). With counts."""
+    context = (ctx.fam.name, _info_id(ctx.info), "top")
+    kept = shell.renders.get(context)
+    if kept is None:
+        questions: list[Any] = []
+        ctx.asked = questions
+        try:
+            sections = _top_level(ctx)
+        finally:
+            ctx.asked = None
+        if questions:
+            return sections
+        kept = ([Section(label, pieces, {}) for label, pieces, _ in sections], {})
+        if len(shell.renders) >= _MAX_TOP_LEVELS:
+            shell.renders.clear()
+        shell.renders[context] = kept
+    return list(kept[0])
+
+
+_MAX_TOP_LEVELS: Final = 8
+
+
+def _top_level(ctx: _Ctx) -> list[Section]:
+    """The sections before the items: instructions, tools, tool_choice, text.format and the hidden
+    costs of personality and reasoning settings, from the request's top level and the context alone."""
+    request, info, fam = ctx.request, ctx.info, ctx.fam
     new = tuple.__new__  # builds a Section without the NamedTuple's Python-level __new__ (half the cost)
     sections: list[Section] = []
     if ctx.system_message:
@@ -277,21 +485,6 @@ def render(
             Section("reasoning.mode", [Fixed(1537, True, "reasoning mode pro (estimate)", "reasoning.mode:pro")])
         )
 
-    _flatten(ctx, sections)
-    # Items are rendered afresh on every count. Remembering them by content cost more than it saved:
-    # the key (each item encoded and hashed) cost about what rendering the item does on scripts/bench.py's
-    # large body, whose items carry images, and a next turn measured the same with and without it.
-    # What a next turn saves is tokenizing, and the text cache keeps that.
-    handlers, tags, params = _ITEM_HANDLERS, _TAGS, ctx.params  # locals: a loop per item
-    deadline, monotonic = _deadline.current(), _deadline.monotonic
-    for k, item in enumerate(ctx.items):
-        if deadline is not None and monotonic() > deadline[0]:
-            raise CountTimeoutError(deadline[1])
-        param = params[k]
-        cls = item.__class__
-        handler = handlers.get(cls) or _dispatch(handlers, item, "input item")
-        sections.append(new(Section, (f"{param} {tags[cls]}", handler(ctx, k, item), None)))
-    sections.append(_PRIMING[fam.name])
     return sections
 
 
