@@ -379,8 +379,8 @@ def _validate(raw: Mapping[str, Any]) -> None:
 
     Nested objects stay open (OpenAI accepted unknown keys in recorded messages and functions,
     codegen/chat.py); an unknown top-level key is OpenAI's chat error, which has no param or code."""
-    unknown = sorted(k for k in raw if k not in _FIELDS)
-    if unknown:
+    if not _FIELDS.issuperset(raw):
+        unknown = sorted(k for k in raw if k not in _FIELDS)
         raise InvalidRequestError(f"Unrecognized request argument supplied: {unknown[0]}")
     try:
         msgspec.convert(raw, ChatCompletionRequest)
@@ -494,17 +494,22 @@ def _chat_sections(out: _Translation, sections: list[Section], info: ModelInfo) 
     """The rendered sections under chat labels, with the chat pieces that have no Responses field."""
     single = frozenset(out.single_calls)
     single_cost = _CHAT_FAMILIES[info.family].single_call_turn
+    names, params = out.names, out.params
+    new = tuple.__new__  # a Section without the NamedTuple's Python-level __new__, as render does
     result: list[Section] = []
     for section in sections:
         label = section.label
         if label.startswith("input["):
             index, _, kind = label[6:].partition("] ")
             k = int(index)
-            label = f"{out.params[k]} {kind}"
-            extra = _name_pieces(out.names.get(k))
-            if k in single and single_cost:
-                extra.append(Fixed(single_cost, False, _SINGLE_CALL_WHY))
-            result.append(Section(label, [*section.pieces, *extra]) if extra else Section(label, section.pieces))
+            label = f"{params[k]} {kind}"
+            pieces = section.pieces
+            if k in names or (single_cost and k in single):  # most messages have neither
+                extra = _name_pieces(names.get(k))
+                if k in single and single_cost:
+                    extra.append(Fixed(single_cost, False, _SINGLE_CALL_WHY))
+                pieces = [*pieces, *extra]
+            result.append(new(Section, (label, pieces, None)))
             continue
         if label == "instructions":
             label = out.instructions_param

@@ -143,6 +143,15 @@ def _is_tokenizer_panic(exc: BaseException) -> bool:
     return type(exc).__name__ == "PanicException"
 
 
+def _ordinary(enc: tiktoken.Encoding) -> Callable[[str], list[int]]:
+    """tiktoken's Rust `encode_ordinary`, without the Python method around it (a frame per text, a
+    visible share of a small count): that wrapper only retries a text with a lone surrogate after
+    repairing it, so callers send a `UnicodeEncodeError` back to `enc.encode_ordinary`."""
+    core = getattr(enc, "_core_bpe", None)  # private to tiktoken: its wrapper when it is gone
+    method: Callable[[str], list[int]] = getattr(core, "encode_ordinary", enc.encode_ordinary)
+    return method
+
+
 def _encode_len(name: str, text: str) -> int:
     enc = get_encoding(name)
     encode = enc.encode_ordinary
@@ -415,7 +424,7 @@ def counter_for(encoding_name: str) -> Callable[[str], int]:
 def _make_counter(encoding_name: str) -> Callable[[str], int]:
     enc = get_encoding(encoding_name)
     short = _short.setdefault(encoding_name, {})
-    encode = enc.encode_ordinary
+    encode = _ordinary(enc)
 
     def count(text: str) -> int:
         if len(text) >= _SHORT:  # long texts go to the LRU cache at once, without a short-dict miss
@@ -424,6 +433,8 @@ def _make_counter(encoding_name: str) -> Callable[[str], int]:
         if n is None:
             try:
                 n = len(encode(text))
+            except UnicodeEncodeError:  # a lone surrogate: tiktoken's wrapper repairs it
+                n = _encode_len(encoding_name, text)
             except BaseException as exc:
                 error = _tokenizer_error(encoding_name, text, exc)
                 if error is exc:
