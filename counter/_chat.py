@@ -40,6 +40,8 @@ __all__ = ["PROMPT_KEYS", "ChatBody", "count_chat", "count_chat_input_tokens", "
 ChatBody = bytes | bytearray | memoryview | str | Mapping[str, Any]
 
 _TEXT_TYPES: Final = (bytes, bytearray, memoryview, str)
+# isinstance tries `dict` first, by its exact type: the Mapping ABC's check costs ~0.1 µs, on each message.
+_MAPPING: Final = (dict, Mapping)
 _any_decoder: Final = msgspec.json.Decoder()
 
 # The keys of a chat body that shape the prompt: the translation reads these. Every other key
@@ -101,7 +103,7 @@ def _content_parts(content: Any, param: str) -> str | list[tuple[str, Mapping[st
         raise _invalid_type(f"{param}.content", "one of a string or array of objects", content)
     parts = []
     for j, part in enumerate(content):
-        if not isinstance(part, Mapping):
+        if not isinstance(part, _MAPPING):
             raise _invalid_type(f"{param}.content[{j}]", "an object", part)
         parts.append((f"{param}.content[{j}]", part))
     return parts
@@ -277,7 +279,7 @@ def _response_format(fmt: Any) -> dict[str, Any]:
 def _message(out: _Translation, i: int, message: Any) -> None:
     items, params = out.body["input"], out.params
     param = f"messages[{i}]"
-    if not isinstance(message, Mapping):
+    if not isinstance(message, _MAPPING):
         raise _invalid_type(param, "an object", message)
     role = message.get("role")
     if role is None:
@@ -362,11 +364,11 @@ def _parse(body: ChatBody) -> Mapping[str, Any]:
             raw = _any_decoder.decode(body)
         except (msgspec.DecodeError, UnicodeError):
             raise _malformed() from None
-    elif isinstance(body, Mapping):
+    elif isinstance(body, _MAPPING):
         raw = body
     else:
         raise TypeError(f"count_chat() takes the body as bytes, str or a Mapping, got {type(body).__name__}")
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, _MAPPING):
         raise _invalid_type("body", "an object", raw)
     return raw
 
@@ -551,7 +553,7 @@ def _count_chat(
 
 
 def _uses_functions(body: ChatBody) -> bool:
-    return isinstance(body, Mapping) and body.get("tools") is None and body.get("functions") is not None
+    return isinstance(body, _MAPPING) and body.get("tools") is None and body.get("functions") is not None
 
 
 def count_chat(
