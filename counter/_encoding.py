@@ -466,7 +466,7 @@ def _make_counter(encoding_name: str) -> Callable[[str], int]:
                 raise error from exc
             if len(short) >= _SHORT_MAX_ENTRIES:
                 short.clear()
-                short.update(_pinned[encoding_name])
+                short.update(_pinned.get(encoding_name, ()))
             short[text] = n
         return n
 
@@ -502,8 +502,8 @@ def cache_info() -> dict[str, int]:
 
 
 def cache_clear() -> None:
-    """Forget every cached count."""
+    """Forget every cached count (but the prompt format's own texts, see `pin_texts`)."""
     _cache.clear()
     for name, short in _short.items():
         short.clear()
-        short.update(_pinned[name])
+        short.update(_pinned.get(name, ()))
