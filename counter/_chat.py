@@ -518,7 +518,7 @@ def _chat_sections(out: _Translation, sections: list[Section], info: ModelInfo) 
                 continue
         elif label == "text.format":
             label = "response_format"
-        result.append(Section(label, section.pieces, section.counts) if label != section.label else section)
+        result.append(new(Section, (label, section.pieces, section.counts)) if label != section.label else section)
     for param, cost in out.audio:
         result.insert(len(result) - 1, Section(f"{param} input_audio", [cost]))
     return result
