@@ -28,7 +28,7 @@ import msgspec
 from counter import _deadline
 from counter._calibration import Calibration
 from counter._count import Count, Estimates, _count_request
-from counter._decode import _malformed, _translate, decode_request
+from counter._decode import _MAPPING, _malformed, _translate, decode_request
 from counter._errors import InvalidRequestError
 from counter._models import ModelInfo
 from counter._pieces import Fixed, Piece
@@ -123,7 +123,7 @@ def _content_parts(content: Any, param: str) -> str | list[tuple[str, Mapping[st
         raise _invalid_type(f"{param}.content", "one of a string or array of objects", content)
     parts = []
     for j, part in enumerate(content):
-        if not isinstance(part, Mapping):
+        if not isinstance(part, _MAPPING):
             raise _invalid_type(f"{param}.content[{j}]", "an object", part)
         parts.append((f"{param}.content[{j}]", part))
     return parts
@@ -336,7 +336,7 @@ def _no_constant(name: str) -> Any:
 def _message(out: _Translation, i: int, message: Any) -> None:
     items, params = out.body["input"], out.params
     param = f"messages[{i}]"
-    if not isinstance(message, Mapping):
+    if not isinstance(message, _MAPPING):
         raise _invalid_type(param, "an object", message)
     role = message.get("role")
     if role is None:
@@ -442,11 +442,11 @@ def _parse(body: ChatBody) -> Mapping[str, Any]:
             raw = _any_decoder.decode(body)
         except (msgspec.DecodeError, UnicodeError):
             raise _malformed() from None
-    elif isinstance(body, Mapping):
+    elif isinstance(body, _MAPPING):
         raw = body
     else:
         raise TypeError(f"count_chat() takes the body as bytes, str or a Mapping, got {type(body).__name__}")
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, _MAPPING):
         raise _invalid_type("body", "an object", raw)
     return raw
 
@@ -459,8 +459,8 @@ def _validate(raw: Mapping[str, Any]) -> None:
 
     Nested objects stay open (OpenAI accepted unknown keys in recorded messages and functions,
     codegen/chat.py); an unknown top-level key is OpenAI's chat error, which has no param or code."""
-    unknown = sorted(k for k in raw if k not in _FIELDS)
-    if unknown:
+    if not _FIELDS.issuperset(raw):
+        unknown = sorted(k for k in raw if k not in _FIELDS)
         raise InvalidRequestError(f"Unrecognized request argument supplied: {unknown[0]}")
     try:
         msgspec.convert(raw, ChatCompletionRequest)
@@ -620,6 +620,7 @@ def _chat_sections(out: _Translation, sections: list[Section], info: ModelInfo) 
     chatml = info.family == "chatml"
     replaced = _parallel_sections(out, fam) if out.parallel else {}
     unknown = frozenset(group.calls[0] for group in out.parallel) if fam.parallel_call_turn is None else frozenset()
+    new = tuple.__new__  # a Section without the NamedTuple's Python-level __new__, as render does
     result: list[Section] = []
     for section in sections:
         label = section.label
@@ -640,7 +641,7 @@ def _chat_sections(out: _Translation, sections: list[Section], info: ModelInfo) 
                 pieces.append(Fixed(single_cost, False, _SINGLE_CALL_WHY))
             if k in compacted and fam.compacted_arguments_estimated:
                 pieces.append(_COMPACTED_ESTIMATE)
-            result.append(Section(label, pieces))
+            result.append(new(Section, (label, pieces, None)))
             continue
         if label == "instructions":
             label = out.instructions_param
@@ -649,7 +650,7 @@ def _chat_sections(out: _Translation, sections: list[Section], info: ModelInfo) 
                 continue
         elif label == "text.format":
             label = "response_format"
-        result.append(Section(label, section.pieces, section.counts) if label != section.label else section)
+        result.append(new(Section, (label, section.pieces, section.counts)) if label != section.label else section)
     for param, cost in out.audio:
         result.insert(len(result) - 1, Section(f"{param} input_audio", [cost]))
     return result
@@ -682,7 +683,7 @@ def _count_chat(
 
 
 def _uses_functions(body: ChatBody) -> bool:
-    return isinstance(body, Mapping) and body.get("tools") is None and body.get("functions") is not None
+    return isinstance(body, _MAPPING) and body.get("tools") is None and body.get("functions") is not None
 
 
 def count_chat(

@@ -21,7 +21,7 @@ import hashlib
 import math
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from typing import Final
@@ -43,6 +43,7 @@ __all__ = [
     "counter_for",
     "get_encoding",
     "known_counts",
+    "pin_texts",
     "split_points",
 ]
 
@@ -141,6 +142,15 @@ def _is_tokenizer_panic(exc: BaseException) -> bool:
     # pyo3's PanicException derives from BaseException and cannot be imported by name
     # (it lives in the synthetic `pyo3_runtime` module), so it is recognised by its type name.
     return type(exc).__name__ == "PanicException"
+
+
+def _ordinary(enc: tiktoken.Encoding) -> Callable[[str], list[int]]:
+    """tiktoken's Rust `encode_ordinary`, without the Python method around it (a frame per text, a
+    visible share of a small count): that wrapper only retries a text with a lone surrogate after
+    repairing it, so callers send a `UnicodeEncodeError` back to `enc.encode_ordinary`."""
+    core = getattr(enc, "_core_bpe", None)  # private to tiktoken: its wrapper when it is gone
+    method: Callable[[str], list[int]] = getattr(core, "encode_ordinary", enc.encode_ordinary)
+    return method
 
 
 def _encode_len(name: str, text: str) -> int:
@@ -390,6 +400,28 @@ _SHORT: Final = 256
 _SHORT_MAX_ENTRIES: Final = 65_536
 _short: dict[str, dict[str, int]] = {}
 
+# The renderers' own short texts (role and channel names, separators: `pin_texts`), counted once per
+# encoding and put back into the short dict whenever it is emptied. They are constants of the prompt
+# format, as the special tokens are, not text a body sent: keeping them is what the priming's shared
+# counts already do, and spares a cold count a few tokenizer calls (`nox -s bench`, docs/benchmarks.md).
+_pinned_texts: set[str] = set()
+_pinned: dict[str, dict[str, int]] = {}  # encoding -> pinned text -> its count
+
+
+def pin_texts(texts: Iterable[str]) -> None:
+    """Keep the counts of these short texts through `cache_clear` (the renderers' constants)."""
+    _pinned_texts.update(texts)
+    for name, short in _short.items():
+        short.update(_pins(name))
+
+
+def _pins(encoding_name: str) -> dict[str, int]:
+    pins = _pinned.setdefault(encoding_name, {})
+    if len(pins) < len(_pinned_texts):
+        encode = get_encoding(encoding_name).encode_ordinary
+        pins.update((text, len(encode(text))) for text in _pinned_texts - pins.keys())
+    return pins
+
 
 _counters: dict[str, Callable[[str], int]] = {}
 
@@ -415,7 +447,8 @@ def counter_for(encoding_name: str) -> Callable[[str], int]:
 def _make_counter(encoding_name: str) -> Callable[[str], int]:
     enc = get_encoding(encoding_name)
     short = _short.setdefault(encoding_name, {})
-    encode = enc.encode_ordinary
+    short.update(_pins(encoding_name))
+    encode = _ordinary(enc)
 
     def count(text: str) -> int:
         if len(text) >= _SHORT:  # long texts go to the LRU cache at once, without a short-dict miss
@@ -424,6 +457,8 @@ def _make_counter(encoding_name: str) -> Callable[[str], int]:
         if n is None:
             try:
                 n = len(encode(text))
+            except UnicodeEncodeError:  # a lone surrogate: tiktoken's wrapper repairs it
+                n = _encode_len(encoding_name, text)
             except BaseException as exc:
                 error = _tokenizer_error(encoding_name, text, exc)
                 if error is exc:
@@ -431,6 +466,7 @@ def _make_counter(encoding_name: str) -> Callable[[str], int]:
                 raise error from exc
             if len(short) >= _SHORT_MAX_ENTRIES:
                 short.clear()
+                short.update(_pinned.get(encoding_name, ()))
             short[text] = n
         return n
 
@@ -466,7 +502,8 @@ def cache_info() -> dict[str, int]:
 
 
 def cache_clear() -> None:
-    """Forget every cached count."""
+    """Forget every cached count (but the prompt format's own texts, see `pin_texts`)."""
     _cache.clear()
-    for short in _short.values():
+    for name, short in _short.items():
         short.clear()
+        short.update(_pinned.get(name, ()))

@@ -128,6 +128,8 @@ class BoundedLRU(Generic[K, V]):
             self._evict()
 
     def clear(self) -> None:
+        if not self._data and not self.hits and not self.misses:
+            return  # already empty: no lock to take (`cache_clear()` clears every cache, most often empty ones)
         with self._lock:
             self._data.clear()
             self._weights.clear()

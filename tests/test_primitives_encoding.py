@@ -150,6 +150,25 @@ def test_lone_surrogate_is_a_replacement_char() -> None:
     assert count_text("o200k_base", "a\udfffb") == count_text("o200k_base", "a\ufffdb")
 
 
+@pytest.mark.parametrize("name", sorted(ENCODINGS))
+def test_short_texts_with_lone_surrogates_count_as_tiktoken(name: str) -> None:
+    # Short texts go to tiktoken's Rust method without its wrapper, which alone repairs surrogates.
+    _encoding.cache_clear()
+    count = _encoding.counter_for(name)
+    for text in ("\ud800", "a\udfffb", "x\ud83d", "\udc00\ud800" * 40):
+        assert count(text) == len(get_encoding(name).encode_ordinary(text))
+
+
+@pytest.mark.parametrize("name", sorted(ENCODINGS))
+def test_pinned_texts_stay_counted_through_cache_clear(name: str) -> None:
+    _encoding.counter_for(name)
+    _encoding.cache_clear()
+    known = _encoding.known_counts(name)
+    for text in ("user", "assistant", "developer", " to=assistant"):
+        assert known(text) == len(get_encoding(name).encode_ordinary(text))
+    assert known("not a template text") is None
+
+
 def test_counts_are_per_encoding() -> None:
     text = "Ünïcödé  text, with   spaces\tand\nnewlines: 12345678 ~~~ こんにちは"
     a, b = count_text("o200k_base", text), count_text("cl100k_base", text)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final, TypeAlias
 
 import generated as g
+from counter._encoding import pin_texts
 from counter._pieces import Piece, Special
 
 # ------------------------------------------------------------------------------------------------
@@ -41,6 +42,9 @@ _COMMENTARY: Final = "commentary"
 _SPACE: Final = " "
 _JSON: Final = "json"
 _TO_ASSISTANT: Final = " to=assistant"
+
+# Kept counted through `counter.cache_clear()`: the template's own texts, in every prompt (_encoding.pin_texts).
+pin_texts(("user", "assistant", "system", "developer", "analysis", "final", _COMMENTARY, _SPACE, _JSON, _TO_ASSISTANT))
 
 MessageTemplate: TypeAlias = Callable[[str, str | None, Sequence[Piece]], list[Piece]]
 CallTemplate: TypeAlias = Callable[[str, Sequence[Piece], bool], list[Piece]]
